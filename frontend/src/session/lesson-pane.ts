@@ -1,0 +1,140 @@
+// The lesson pane: shows one step of the session's lesson at a time (server-rendered HTML),
+// previous/next navigation, runnable code blocks that type into the active terminal, copy
+// buttons on other code blocks, and the step's Check button with pass/fail feedback.
+
+import { api, errorText, type Lesson } from '../api';
+import { h, replaceChildren } from '../dom';
+import { lang, t } from '../i18n';
+
+export class LessonPane {
+  readonly element = h('section', { class: 'lesson-pane', 'aria-label': t('lesson') });
+  private lesson: Lesson | null = null;
+  private step = 0;
+  private readonly stepKey: string;
+
+  constructor(
+    private readonly sessionId: string,
+    private readonly lessonId: string,
+    private readonly run: (command: string) => void,
+  ) {
+    this.stepKey = `drydock.step.${sessionId}`;
+    this.step = Number(sessionStorage.getItem(this.stepKey)) || 0;
+    this.element.append(h('p', { class: 'muted' }, '…'));
+  }
+
+  async load(): Promise<void> {
+    try {
+      this.lesson = await api.lesson(this.lessonId, lang());
+      if (!this.lesson || !Array.isArray(this.lesson.steps)) throw new Error('no steps');
+      this.goto(Math.min(this.step, Math.max(0, this.lesson.steps.length - 1)), false);
+    } catch (e) {
+      replaceChildren(this.element, h('p', { class: 'alert alert-error' }, t('lessonError', { error: errorText(e) })));
+    }
+  }
+
+  private goto(n: number, focus = true): void {
+    const lesson = this.lesson!;
+    this.step = n;
+    sessionStorage.setItem(this.stepKey, String(n));
+    const step = lesson.steps[n];
+    const total = lesson.steps.length;
+    const content = h('div', { class: 'step-content' });
+    content.innerHTML = step?.html ?? '';
+    this.enhanceCode(content);
+    const result = h('div', { class: 'check-result', role: 'status', 'aria-live': 'polite' });
+    const checkBtn = h('button', { type: 'button', class: 'btn btn-primary check-btn', 'data-testid': 'check' }, t('check'));
+    checkBtn.addEventListener('click', () => void this.check(n, checkBtn, result));
+    const heading = h('h2', { class: 'step-title', tabindex: -1 }, step?.title ?? lesson.title);
+    replaceChildren(
+      this.element,
+      h('p', { class: 'lesson-title' }, lesson.title),
+      h('p', { class: 'step-count' }, t('stepOf', { n: n + 1, total })),
+      heading,
+      content,
+      h('div', { class: 'check-row' }, checkBtn, result),
+      h(
+        'nav',
+        { class: 'step-nav', 'aria-label': t('lesson') },
+        h('button', { type: 'button', class: 'btn', disabled: n === 0, onclick: () => this.goto(n - 1) }, '← ', t('previous')),
+        h('button', { type: 'button', class: 'btn', disabled: n >= total - 1, onclick: () => this.goto(n + 1) }, t('next'), ' →'),
+      ),
+    );
+    this.element.scrollTop = 0;
+    if (focus) heading.focus();
+  }
+
+  private enhanceCode(root: HTMLElement): void {
+    root.querySelectorAll('pre').forEach((pre) => {
+      const code = pre.querySelector('code');
+      const text = (code ?? pre).textContent ?? '';
+      if (code?.classList.contains('runnable')) {
+        const command = text.replace(/\n+$/, '');
+        pre.classList.add('runnable-block');
+        pre.setAttribute('role', 'button');
+        pre.setAttribute('tabindex', '0');
+        pre.setAttribute('aria-label', t('runCommand', { cmd: command }));
+        pre.title = t('runCommand', { cmd: command });
+        const go = () => {
+          this.run(command);
+          pre.classList.add('ran');
+          setTimeout(() => pre.classList.remove('ran'), 600);
+        };
+        pre.addEventListener('click', go);
+        pre.addEventListener('keydown', (ev) => {
+          if (ev.key === 'Enter' || ev.key === ' ') {
+            ev.preventDefault();
+            go();
+          }
+        });
+      } else {
+        const btn = h('button', { type: 'button', class: 'copy-btn', 'aria-label': t('copy'), title: t('copy') }, '⧉');
+        btn.addEventListener('click', () => {
+          void copyText(text).then((ok) => {
+            btn.textContent = ok ? '✓' : '⧉';
+            btn.setAttribute('aria-label', ok ? t('copied') : t('copy'));
+            setTimeout(() => {
+              btn.textContent = '⧉';
+              btn.setAttribute('aria-label', t('copy'));
+            }, 1200);
+          });
+        });
+        const wrap = h('div', { class: 'code-wrap' });
+        pre.replaceWith(wrap);
+        wrap.append(pre, btn);
+      }
+    });
+  }
+
+  private async check(n: number, btn: HTMLButtonElement, out: HTMLElement): Promise<void> {
+    btn.disabled = true;
+    btn.textContent = t('checking');
+    out.className = 'check-result';
+    out.textContent = '';
+    try {
+      const r = await api.check(this.sessionId, n);
+      out.className = `check-result ${r.passed ? 'pass' : 'fail'}`;
+      replaceChildren(out, h('strong', {}, r.passed ? `✓ ${t('passed')}` : `✗ ${t('failed')}`), r.message ? h('pre', { class: 'check-message' }, r.message) : null);
+    } catch (e) {
+      out.className = 'check-result fail';
+      out.textContent = t('requestFailed', { error: errorText(e) });
+    } finally {
+      btn.disabled = false;
+      btn.textContent = t('check');
+    }
+  }
+}
+
+async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const ta = h('textarea', { class: 'sr-only' });
+    ta.value = text;
+    document.body.append(ta);
+    ta.select();
+    const ok = document.execCommand('copy');
+    ta.remove();
+    return ok;
+  }
+}
