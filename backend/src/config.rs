@@ -1,0 +1,256 @@
+//! Server configuration: a TOML file, overridden by `DRYDOCK_*` environment variables,
+//! overridden by command-line flags. [`Config`] is the resolved result everything else reads.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment variable {name}={value:?} is not valid: {reason}")]
+    Env {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Every setting, as it may appear in the TOML file (all optional). The same names, upper-cased
+/// and prefixed with `DRYDOCK_`, are the environment variables.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub admin_token: Option<String>,
+    pub public_origin: Option<String>,
+    pub session_minutes: Option<u64>,
+    pub max_session_minutes: Option<u64>,
+    /// Session length in seconds; overrides `session_minutes` (meant for tests).
+    pub session_seconds: Option<u64>,
+    pub max_instances_per_session: Option<usize>,
+    pub max_sessions: Option<usize>,
+    pub instance_image: Option<String>,
+    pub cpus: Option<f64>,
+    pub memory_mb: Option<u64>,
+    pub pids: Option<i64>,
+    pub registry_mirror: Option<String>,
+    /// Session creations allowed per client IP per minute.
+    pub create_per_minute: Option<u32>,
+    /// How long an instance may take to report ready, in seconds.
+    pub ready_timeout_seconds: Option<u64>,
+}
+
+macro_rules! merge_fields {
+    ($dst:ident, $src:ident; $($f:ident),*) => { $( if $src.$f.is_some() { $dst.$f = $src.$f.clone(); } )* };
+}
+
+impl Settings {
+    /// Overlays every field that `other` sets.
+    pub fn overlay(&mut self, other: &Settings) {
+        merge_fields!(self, other; listen, data_dir, admin_token, public_origin, session_minutes,
+            max_session_minutes, session_seconds, max_instances_per_session, max_sessions,
+            instance_image, cpus, memory_mb, pids, registry_mirror, create_per_minute,
+            ready_timeout_seconds);
+    }
+
+    pub fn from_toml_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Reads `DRYDOCK_<FIELD>` variables through `get` (normally `std::env::var`).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        fn parse<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            name: &str,
+        ) -> Result<Option<T>, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match get(name) {
+                None => Ok(None),
+                Some(v) if v.trim().is_empty() => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|e: T::Err| ConfigError::Env {
+                        name: name.to_owned(),
+                        value: v.clone(),
+                        reason: e.to_string(),
+                    }),
+            }
+        }
+        Ok(Settings {
+            listen: parse(&get, "DRYDOCK_LISTEN")?,
+            data_dir: parse(&get, "DRYDOCK_DATA_DIR")?,
+            admin_token: parse(&get, "DRYDOCK_ADMIN_TOKEN")?,
+            public_origin: parse(&get, "DRYDOCK_PUBLIC_ORIGIN")?,
+            session_minutes: parse(&get, "DRYDOCK_SESSION_MINUTES")?,
+            max_session_minutes: parse(&get, "DRYDOCK_MAX_SESSION_MINUTES")?,
+            session_seconds: parse(&get, "DRYDOCK_SESSION_SECONDS")?,
+            max_instances_per_session: parse(&get, "DRYDOCK_MAX_INSTANCES_PER_SESSION")?,
+            max_sessions: parse(&get, "DRYDOCK_MAX_SESSIONS")?,
+            instance_image: parse(&get, "DRYDOCK_INSTANCE_IMAGE")?,
+            cpus: parse(&get, "DRYDOCK_CPUS")?,
+            memory_mb: parse(&get, "DRYDOCK_MEMORY_MB")?,
+            pids: parse(&get, "DRYDOCK_PIDS")?,
+            registry_mirror: parse(&get, "DRYDOCK_REGISTRY_MIRROR")?,
+            create_per_minute: parse(&get, "DRYDOCK_CREATE_PER_MINUTE")?,
+            ready_timeout_seconds: parse(&get, "DRYDOCK_READY_TIMEOUT_SECONDS")?,
+        })
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<String>,
+    /// Origins a browser WebSocket may come from (the configured public origin, or the ones
+    /// derived from `listen`).
+    pub allowed_origins: Vec<String>,
+    pub session_length: Duration,
+    pub max_session_length: Duration,
+    pub max_instances_per_session: usize,
+    pub max_sessions: usize,
+    pub instance_image: String,
+    pub cpus: f64,
+    pub memory_mb: u64,
+    pub pids: i64,
+    pub registry_mirror: Option<String>,
+    pub create_per_minute: u32,
+    pub ready_timeout: Duration,
+}
+
+impl Config {
+    /// Resolves settings (already layered file < env < flags) into a configuration.
+    pub fn resolve(s: Settings) -> Result<Config, ConfigError> {
+        let listen = s
+            .listen
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
+        let session_length = match s.session_seconds {
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(60 * s.session_minutes.unwrap_or(60)),
+        };
+        if session_length.is_zero() {
+            return Err(ConfigError::Invalid(
+                "session length must be positive".into(),
+            ));
+        }
+        let max_session_length =
+            Duration::from_secs(60 * s.max_session_minutes.unwrap_or(240)).max(session_length);
+        let allowed_origins = match &s.public_origin {
+            Some(o) => vec![o.trim_end_matches('/').to_owned()],
+            None => derived_origins(listen),
+        };
+        let cpus = s.cpus.unwrap_or(1.0);
+        if !(cpus > 0.0 && cpus <= 1024.0) {
+            return Err(ConfigError::Invalid(format!(
+                "cpus = {cpus} is out of range (0, 1024]"
+            )));
+        }
+        let max_instances_per_session = s.max_instances_per_session.unwrap_or(5);
+        if max_instances_per_session == 0 {
+            return Err(ConfigError::Invalid(
+                "max_instances_per_session must be at least 1".into(),
+            ));
+        }
+        Ok(Config {
+            listen,
+            data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+            admin_token: s.admin_token.filter(|t| !t.is_empty()),
+            allowed_origins,
+            session_length,
+            max_session_length,
+            max_instances_per_session,
+            max_sessions: s.max_sessions.unwrap_or(50),
+            instance_image: s
+                .instance_image
+                .unwrap_or_else(|| "drydock/instance:latest".to_owned()),
+            cpus,
+            memory_mb: s.memory_mb.unwrap_or(2048),
+            pids: s.pids.unwrap_or(1024),
+            registry_mirror: s.registry_mirror.filter(|m| !m.is_empty()),
+            create_per_minute: s.create_per_minute.unwrap_or(10),
+            ready_timeout: Duration::from_secs(s.ready_timeout_seconds.unwrap_or(60)),
+        })
+    }
+
+    /// Whether a browser `Origin` header value is one this server serves.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/');
+        self.allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+}
+
+fn derived_origins(listen: SocketAddr) -> Vec<String> {
+    let port = listen.port();
+    let ip = listen.ip();
+    let mut out = Vec::new();
+    if ip.is_unspecified() || ip.is_loopback() {
+        out.push(format!("http://localhost:{port}"));
+        out.push(format!("http://127.0.0.1:{port}"));
+        out.push(format!("http://[::1]:{port}"));
+    } else {
+        out.push(format!("http://{listen}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order() {
+        let mut s: Settings =
+            toml::from_str("listen = \"0.0.0.0:9000\"\nmax_sessions = 3\ncpus = 2.0").unwrap();
+        let env = Settings::from_env(|k| match k {
+            "DRYDOCK_MAX_SESSIONS" => Some("7".into()),
+            _ => None,
+        })
+        .unwrap();
+        s.overlay(&env);
+        s.overlay(&Settings {
+            cpus: Some(0.5),
+            ..Default::default()
+        });
+        let c = Config::resolve(s).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_sessions, 7);
+        assert_eq!(c.cpus, 0.5);
+        assert!(c.origin_allowed("http://localhost:9000"));
+        assert!(!c.origin_allowed("http://evil.example"));
+    }
+
+    #[test]
+    fn bad_env_names_the_variable() {
+        let e = Settings::from_env(|k| (k == "DRYDOCK_PIDS").then(|| "many".into())).unwrap_err();
+        assert!(e.to_string().contains("DRYDOCK_PIDS"), "{e}");
+    }
+}

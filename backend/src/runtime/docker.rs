@@ -1,0 +1,466 @@
+//! [`Runtime`] on the local Docker engine (bollard over /var/run/docker.sock).
+//!
+//! Per session: a private bridge network `drydock-<session>`. Per instance: a container
+//! `drydock-<session>-<node>` (hostname `<node>`) from the instance image with Docker's default
+//! capabilities plus SYS_ADMIN and NET_ADMIN (never `--privileged`), seccomp/apparmor/systempaths
+//! unconfined, a private cgroup namespace, CPU/memory/pids limits, tmpfs on /run and /tmp and a
+//! named volume `drydock-<session>-<node>-docker` at /var/lib/docker. Everything carries the
+//! labels `drydock.managed=true`, `drydock.session`, `drydock.instance`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use async_trait::async_trait;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum,
+    NetworkCreateRequest, NetworkingConfig, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
+    ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StartContainerOptions,
+};
+use bollard::Docker;
+
+use super::{
+    InstanceHandle, InstanceSpec, NetworkInfo, Owned, OwnedInstance, Runtime, RuntimeError,
+};
+
+pub const LABEL_MANAGED: &str = "drydock.managed";
+pub const LABEL_SESSION: &str = "drydock.session";
+pub const LABEL_INSTANCE: &str = "drydock.instance";
+
+/// Linux capability numbers the instances need on top of Docker's defaults.
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Resource limits and image of every instance.
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    pub image: String,
+    pub cpus: f64,
+    pub memory_mb: u64,
+    pub pids: i64,
+    /// Port the agent listens on inside the instance.
+    pub agent_port: u16,
+}
+
+pub struct DockerRuntime {
+    docker: Docker,
+    settings: DockerSettings,
+}
+
+pub fn network_name(session: &str) -> String {
+    format!("drydock-{session}")
+}
+
+pub fn container_name(session: &str, node: &str) -> String {
+    format!("drydock-{session}-{node}")
+}
+
+pub fn volume_name(session: &str, node: &str) -> String {
+    format!("drydock-{session}-{node}-docker")
+}
+
+fn engine(op: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> RuntimeError {
+    let op = op.into();
+    move |e| RuntimeError::Engine {
+        op,
+        message: engine_message(&e),
+    }
+}
+
+fn engine_message(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!("{message} (HTTP {status_code})"),
+        other => other.to_string(),
+    }
+}
+
+fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+fn labels(session: &str, instance: Option<&str>) -> HashMap<String, String> {
+    let mut l = HashMap::from([
+        (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_SESSION.to_owned(), session.to_owned()),
+    ]);
+    if let Some(i) = instance {
+        l.insert(LABEL_INSTANCE.to_owned(), i.to_owned());
+    }
+    l
+}
+
+fn label_filter(extra: &[String]) -> HashMap<String, Vec<String>> {
+    let mut v = vec![format!("{LABEL_MANAGED}=true")];
+    v.extend_from_slice(extra);
+    HashMap::from([("label".to_owned(), v)])
+}
+
+/// Checks, from a `/proc/self/status` text, that the capabilities the instances need are in
+/// this process's bounding set (dockerd runs with the same set on the same host).
+pub fn check_capabilities(proc_status: &str) -> Result<(), RuntimeError> {
+    let bnd = proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(str::trim)
+        .ok_or_else(|| {
+            RuntimeError::Capabilities("cannot find CapBnd in /proc/self/status".into())
+        })?;
+    let mask = u64::from_str_radix(bnd, 16)
+        .map_err(|e| RuntimeError::Capabilities(format!("cannot parse CapBnd {bnd:?}: {e}")))?;
+    let missing: Vec<&str> = [(CAP_SYS_ADMIN, "SYS_ADMIN"), (CAP_NET_ADMIN, "NET_ADMIN")]
+        .into_iter()
+        .filter(|(bit, _)| mask & (1u64 << bit) == 0)
+        .map(|(_, n)| n)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Capabilities(format!(
+            "this host does not grant {} (CapBnd {bnd}); instances need Docker's default \
+             capabilities plus SYS_ADMIN and NET_ADMIN to run a nested Docker engine",
+            missing.join(" and ")
+        )))
+    }
+}
+
+impl DockerRuntime {
+    /// Connects to the local engine and agrees on an API version.
+    pub async fn connect(settings: DockerSettings) -> Result<DockerRuntime, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::Unreachable(engine_message(&e)))?
+            .negotiate_version()
+            .await
+            .map_err(|e| RuntimeError::Unreachable(engine_message(&e)))?;
+        Ok(DockerRuntime { docker, settings })
+    }
+
+    fn agent_addr(&self, ip: &str) -> Option<SocketAddr> {
+        ip.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.settings.agent_port))
+    }
+
+    fn owned_from_inspect(
+        &self,
+        session: &str,
+        name: &str,
+        c: &bollard::models::ContainerInspectResponse,
+    ) -> OwnedInstance {
+        let net = network_name(session);
+        let ip = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|n| n.get(&net))
+            .and_then(|e| e.ip_address.clone())
+            .unwrap_or_default();
+        OwnedInstance {
+            session: session.to_owned(),
+            name: name.to_owned(),
+            container_id: c.id.clone().unwrap_or_default(),
+            running: c.state.as_ref().and_then(|s| s.running).unwrap_or(false),
+            agent_addr: self.agent_addr(&ip),
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    async fn check(&self) -> Result<(), RuntimeError> {
+        self.docker
+            .ping()
+            .await
+            .map_err(|e| RuntimeError::Unreachable(engine_message(&e)))?;
+        match self.docker.inspect_image(&self.settings.image).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => {
+                return Err(RuntimeError::ImageMissing(self.settings.image.clone()))
+            }
+            Err(e) => return Err(engine(format!("inspect image {}", self.settings.image))(e)),
+        }
+        let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+            RuntimeError::Capabilities(format!("cannot read /proc/self/status: {e}"))
+        })?;
+        check_capabilities(&status)
+    }
+
+    async fn create_network(&self, session: &str) -> Result<NetworkInfo, RuntimeError> {
+        let name = network_name(session);
+        let req = NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            labels: Some(labels(session, None)),
+            options: Some(HashMap::from([(
+                "com.docker.network.bridge.enable_icc".to_owned(),
+                "true".to_owned(),
+            )])),
+            ..Default::default()
+        };
+        match self.docker.create_network(req).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => return Err(engine(format!("create network {name}"))(e)),
+        }
+        let inspect = self
+            .docker
+            .inspect_network(&name, None::<InspectNetworkOptions>)
+            .await
+            .map_err(engine(format!("inspect network {name}")))?;
+        let gateway = inspect
+            .ipam
+            .and_then(|i| i.config)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.gateway)
+            .find_map(|g| g.parse::<IpAddr>().ok());
+        Ok(NetworkInfo { name, gateway })
+    }
+
+    async fn remove_network(&self, session: &str) -> Result<(), RuntimeError> {
+        let name = network_name(session);
+        match self.docker.remove_network(&name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(engine(format!("remove network {name}"))(e)),
+        }
+    }
+
+    async fn create_instance(&self, spec: &InstanceSpec) -> Result<InstanceHandle, RuntimeError> {
+        let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+            RuntimeError::Capabilities(format!("cannot read /proc/self/status: {e}"))
+        })?;
+        check_capabilities(&status)?;
+
+        let (session, node) = (spec.session.as_str(), spec.name.as_str());
+        let cname = container_name(session, node);
+        let vname = volume_name(session, node);
+        let net = network_name(session);
+
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(vname.clone()),
+                labels: Some(labels(session, Some(node))),
+                ..Default::default()
+            })
+            .await
+            .map_err(engine(format!("create volume {vname}")))?;
+
+        let s = &self.settings;
+        let memory = (s.memory_mb as i64).saturating_mul(1024 * 1024);
+        let host_config = HostConfig {
+            nano_cpus: Some((s.cpus * 1e9) as i64),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            pids_limit: Some(s.pids),
+            cap_add: Some(vec!["SYS_ADMIN".into(), "NET_ADMIN".into()]),
+            security_opt: Some(vec![
+                "seccomp=unconfined".into(),
+                "apparmor=unconfined".into(),
+                "systempaths=unconfined".into(),
+            ]),
+            cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
+            binds: Some(vec![format!("{vname}:/var/lib/docker")]),
+            tmpfs: Some(HashMap::from([
+                ("/run".to_owned(), "rw,exec,mode=755".to_owned()),
+                ("/tmp".to_owned(), "rw,exec,mode=1777".to_owned()),
+            ])),
+            network_mode: Some(net.clone()),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(s.image.clone()),
+            hostname: Some(node.to_owned()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels(session, Some(node))),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    net.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![node.to_owned()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(cname.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| {
+                if is_status(&e, 404) {
+                    RuntimeError::ImageMissing(s.image.clone())
+                } else {
+                    engine(format!("create container {cname}"))(e)
+                }
+            })?;
+        self.docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await
+            .map_err(engine(format!("start container {cname}")))?;
+        let c = self
+            .docker
+            .inspect_container(&created.id, None::<InspectContainerOptions>)
+            .await
+            .map_err(engine(format!("inspect container {cname}")))?;
+        let owned = self.owned_from_inspect(session, node, &c);
+        let agent_addr = owned.agent_addr.ok_or_else(|| RuntimeError::Engine {
+            op: format!("start container {cname}"),
+            message: format!("it has no IP address on network {net}"),
+        })?;
+        Ok(InstanceHandle {
+            container_id: created.id,
+            agent_addr,
+        })
+    }
+
+    async fn remove_instance(&self, session: &str, name: &str) -> Result<(), RuntimeError> {
+        let cname = container_name(session, name);
+        match self
+            .docker
+            .remove_container(
+                &cname,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => return Err(engine(format!("remove container {cname}"))(e)),
+        }
+        let vname = volume_name(session, name);
+        // The engine may still be releasing the container's mounts for a moment.
+        let mut tries = 0;
+        loop {
+            match self
+                .docker
+                .remove_volume(&vname, Some(RemoveVolumeOptions { force: true }))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if is_status(&e, 404) => return Ok(()),
+                Err(e) if is_status(&e, 409) && tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(engine(format!("remove volume {vname}"))(e)),
+            }
+        }
+    }
+
+    async fn list_owned(&self) -> Result<Owned, RuntimeError> {
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(label_filter(&[])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(engine("list containers"))?;
+        let mut owned = Owned::default();
+        for c in containers {
+            let labels = c.labels.clone().unwrap_or_default();
+            let (Some(session), Some(name)) =
+                (labels.get(LABEL_SESSION), labels.get(LABEL_INSTANCE))
+            else {
+                continue;
+            };
+            let ip = c
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.networks.as_ref())
+                .and_then(|n| n.get(&network_name(session)))
+                .and_then(|e| e.ip_address.clone())
+                .unwrap_or_default();
+            owned.instances.push(OwnedInstance {
+                session: session.clone(),
+                name: name.clone(),
+                container_id: c.id.clone().unwrap_or_default(),
+                running: matches!(
+                    c.state,
+                    Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+                ),
+                agent_addr: self.agent_addr(&ip),
+            });
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(label_filter(&[])),
+            }))
+            .await
+            .map_err(engine("list networks"))?;
+        owned.networks = networks
+            .into_iter()
+            .filter_map(|n| n.labels.and_then(|l| l.get(LABEL_SESSION).cloned()))
+            .collect();
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(label_filter(&[])),
+            }))
+            .await
+            .map_err(engine("list volumes"))?;
+        owned.volumes = volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| {
+                Some((
+                    v.labels.get(LABEL_SESSION)?.clone(),
+                    v.labels.get(LABEL_INSTANCE)?.clone(),
+                ))
+            })
+            .collect();
+        Ok(owned)
+    }
+
+    async fn inspect(
+        &self,
+        session: &str,
+        name: &str,
+    ) -> Result<Option<OwnedInstance>, RuntimeError> {
+        let cname = container_name(session, name);
+        match self
+            .docker
+            .inspect_container(&cname, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Ok(Some(self.owned_from_inspect(session, name, &c))),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(engine(format!("inspect container {cname}"))(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_from_proc_status() {
+        assert!(check_capabilities("Name:\tx\nCapBnd:\t000001fffeffffff\n").is_ok());
+        // Everything except SYS_ADMIN (bit 21).
+        let e = check_capabilities("CapBnd:\t000001ffffdfffff\n").unwrap_err();
+        assert!(e.to_string().contains("SYS_ADMIN"), "{e}");
+        assert!(e.to_string().contains("grant SYS_ADMIN ("), "{e}");
+    }
+}
