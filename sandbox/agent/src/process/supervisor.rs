@@ -1,0 +1,381 @@
+//! Supervisor of the instance's engines: dockerd (and k3s where the image has it). Starts
+//! each with its log file, polls readiness, and restarts it with backoff (1 s, 2 s, 4 s, …
+//! 10 s) when it dies, counting restarts. Exit statuses come from the reaper.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use drydock_protocol::agent::{EngineState, EngineStatus, SECRET_ENV};
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::process::reaper::Reaper;
+use crate::process::signals::signal_pid;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// After running this long, a crash starts the backoff from 1 s again.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+const READY_POLL: Duration = Duration::from_millis(250);
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("opening log file {path} for {engine} failed: {source}")]
+    Log {
+        engine: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("starting {engine} ({bin}) failed: {source}")]
+    Spawn {
+        engine: &'static str,
+        bin: String,
+        source: std::io::Error,
+    },
+}
+
+/// How an engine shows it is ready.
+#[derive(Debug, Clone)]
+pub enum Readiness {
+    /// `GET /_ping` on the Docker API socket answers 200 OK.
+    DockerPing(PathBuf),
+    /// `k3s kubectl get nodes` lists a Ready node.
+    K3sNodes(PathBuf),
+}
+
+/// What to run for one engine.
+#[derive(Debug, Clone)]
+pub struct EngineSpec {
+    pub name: &'static str,
+    pub bin: PathBuf,
+    pub args: Vec<OsString>,
+    pub log: PathBuf,
+    pub readiness: Readiness,
+}
+
+/// One supervised engine's live state.
+pub struct Engine {
+    pub name: &'static str,
+    status: Mutex<EngineStatus>,
+    pid: Mutex<Option<u32>>,
+}
+
+impl Engine {
+    fn new(name: &'static str, present: bool) -> Arc<Self> {
+        Arc::new(Engine {
+            name,
+            status: Mutex::new(EngineStatus {
+                state: if present {
+                    EngineState::Starting
+                } else {
+                    EngineState::Absent
+                },
+                restarts: 0,
+                message: None,
+            }),
+            pid: Mutex::new(None),
+        })
+    }
+
+    pub fn status(&self) -> EngineStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set(&self, f: impl FnOnce(&mut EngineStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn set_pid(&self, pid: Option<u32>) {
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = pid;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Supervisor {
+    pub dockerd: Arc<Engine>,
+    pub k3s: Arc<Engine>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// dockerd's command line from the configuration.
+pub fn dockerd_args(config: &Config) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "--host".into(),
+        format!("unix://{}", config.dockerd_socket.display()).into(),
+        "--shutdown-timeout".into(),
+        "3".into(),
+    ];
+    for m in &config.registry_mirrors {
+        args.push("--registry-mirror".into());
+        args.push(m.into());
+    }
+    for r in &config.insecure_registries {
+        args.push("--insecure-registry".into());
+        args.push(r.into());
+    }
+    args
+}
+
+impl Supervisor {
+    /// Starts every engine the configuration enables.
+    pub fn start(config: &Config) -> Arc<Self> {
+        let (shutdown, _) = watch::channel(false);
+        let sup = Arc::new(Supervisor {
+            dockerd: Engine::new("dockerd", config.dockerd.enabled),
+            k3s: Engine::new("k3s", config.k3s.enabled),
+            shutdown,
+        });
+        if config.dockerd.enabled {
+            let spec = EngineSpec {
+                name: "dockerd",
+                bin: config.dockerd.bin.clone(),
+                args: dockerd_args(config),
+                log: config.dockerd.log.clone(),
+                readiness: Readiness::DockerPing(config.dockerd_socket.clone()),
+            };
+            tokio::spawn(run(sup.dockerd.clone(), spec, sup.shutdown.subscribe()));
+        }
+        if config.k3s.enabled {
+            let spec = EngineSpec {
+                name: "k3s",
+                bin: config.k3s.bin.clone(),
+                args: vec![
+                    "server".into(),
+                    "--write-kubeconfig-mode".into(),
+                    "644".into(),
+                ],
+                log: config.k3s.log.clone(),
+                readiness: Readiness::K3sNodes(config.k3s.bin.clone()),
+            };
+            tokio::spawn(run(sup.k3s.clone(), spec, sup.shutdown.subscribe()));
+        }
+        sup
+    }
+
+    /// True when every engine the image has is ready.
+    pub fn ready(&self) -> bool {
+        [&self.dockerd, &self.k3s]
+            .iter()
+            .all(|e| matches!(e.status().state, EngineState::Absent | EngineState::Ready))
+    }
+
+    /// Stops restarting and SIGTERMs every running engine; returns their pids.
+    pub fn terminate(&self) -> Vec<u32> {
+        let _ = self.shutdown.send(true);
+        let pids: Vec<u32> = [&self.dockerd, &self.k3s]
+            .iter()
+            .filter_map(|e| e.pid())
+            .collect();
+        for pid in &pids {
+            signal_pid(*pid, Signal::SIGTERM);
+        }
+        pids
+    }
+}
+
+fn spawn_engine(
+    spec: &EngineSpec,
+) -> Result<(u32, crate::process::reaper::ExitReceiver), SpawnError> {
+    if let Some(dir) = spec.log.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let log = File::create(&spec.log).map_err(|source| SpawnError::Log {
+        engine: spec.name,
+        path: spec.log.display().to_string(),
+        source,
+    })?;
+    let log2 = log.try_clone().map_err(|source| SpawnError::Log {
+        engine: spec.name,
+        path: spec.log.display().to_string(),
+        source,
+    })?;
+    let ((), pid, rx) = Reaper::global().spawn(|| {
+        let mut cmd = Command::new(&spec.bin);
+        cmd.args(&spec.args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .env_remove(SECRET_ENV)
+            .current_dir("/")
+            .process_group(0);
+        if std::env::var_os("PATH").is_none() {
+            cmd.env("PATH", DEFAULT_PATH);
+        }
+        let child = cmd.spawn().map_err(|source| SpawnError::Spawn {
+            engine: spec.name,
+            bin: spec.bin.display().to_string(),
+            source,
+        })?;
+        Ok::<_, SpawnError>(((), child.id()))
+    })?;
+    Ok((pid, rx))
+}
+
+async fn is_ready(r: &Readiness) -> bool {
+    match r {
+        Readiness::DockerPing(sock) => docker_ping(sock).await,
+        Readiness::K3sNodes(bin) => {
+            match crate::exec::run_simple(
+                bin,
+                &["kubectl", "get", "nodes", "--no-headers"],
+                Duration::from_secs(10),
+            )
+            .await
+            {
+                Ok(res) => res.exit_code == Some(0) && nodes_ready(&res.output),
+                Err(_) => false,
+            }
+        }
+    }
+}
+
+/// Whether `kubectl get nodes --no-headers` output lists a Ready node.
+pub fn nodes_ready(output: &str) -> bool {
+    output.lines().any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .is_some_and(|s| s.split(',').any(|x| x == "Ready"))
+    })
+}
+
+/// `GET /_ping` over the Docker API unix socket.
+pub async fn docker_ping(sock: &Path) -> bool {
+    let attempt = async {
+        let mut s = tokio::net::UnixStream::connect(sock).await.ok()?;
+        s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        Some(ping_ok(&buf))
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Whether a raw HTTP response is `200` with body `OK`.
+pub fn ping_ok(resp: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(resp);
+    let status_ok = text
+        .lines()
+        .next()
+        .is_some_and(|l| l.starts_with("HTTP/1.") && l.split_whitespace().nth(1) == Some("200"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.trim())
+        .unwrap_or("");
+    status_ok && body == "OK"
+}
+
+async fn run(engine: Arc<Engine>, spec: EngineSpec, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_secs(1);
+    let mut first = true;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if !first {
+            engine.set(|s| s.restarts += 1);
+        }
+        first = false;
+        engine.set(|s| s.state = EngineState::Starting);
+        let started = Instant::now();
+        let failure = match spawn_engine(&spec) {
+            Err(e) => e.to_string(),
+            Ok((pid, mut exit_rx)) => {
+                engine.set_pid(Some(pid));
+                tracing::info!(
+                    "{} started (pid {pid}), log {}",
+                    spec.name,
+                    spec.log.display()
+                );
+                let mut ready = false;
+                let mut poll = tokio::time::interval(READY_POLL);
+                let status = loop {
+                    tokio::select! {
+                        s = &mut exit_rx => break s,
+                        _ = poll.tick(), if !ready => {
+                            if is_ready(&spec.readiness).await {
+                                ready = true;
+                                tracing::info!("{} is ready after {:?}", spec.name, started.elapsed());
+                                engine.set(|s| s.state = EngineState::Ready);
+                            }
+                        }
+                        _ = shutdown.changed() => {
+                            // The shutdown path signals and waits for the process itself.
+                            return;
+                        }
+                    }
+                };
+                engine.set_pid(None);
+                match status {
+                    Ok(st) => format!(
+                        "{} ({}) exited: {st}; see {}",
+                        spec.name,
+                        spec.bin.display(),
+                        spec.log.display()
+                    ),
+                    Err(_) => format!("{} exit status was lost", spec.name),
+                }
+            }
+        };
+        if *shutdown.borrow() {
+            return;
+        }
+        tracing::warn!("{failure}; restarting in {backoff:?}");
+        engine.set(|s| {
+            s.state = EngineState::Failed;
+            s.message = Some(failure);
+        });
+        if started.elapsed() > STABLE_AFTER {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_response() {
+        assert!(ping_ok(
+            b"HTTP/1.0 200 OK\r\nApi-Version: 1.43\r\nContent-Length: 2\r\n\r\nOK"
+        ));
+        assert!(!ping_ok(b"HTTP/1.0 500 Internal Server Error\r\n\r\nOK"));
+        assert!(!ping_ok(b"HTTP/1.0 200 OK\r\n\r\nnope"));
+        assert!(!ping_ok(b""));
+    }
+
+    #[test]
+    fn k3s_nodes() {
+        assert!(nodes_ready(
+            "node1   Ready    control-plane,master   1m   v1.30.0+k3s1\n"
+        ));
+        assert!(!nodes_ready(
+            "node1   NotReady    control-plane   1m   v1.30.0\n"
+        ));
+        assert!(!nodes_ready(""));
+    }
+}
