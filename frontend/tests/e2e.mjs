@@ -140,6 +140,15 @@ if (started) {
     await waitForText(page, /^42\s*$/m);
   });
 
+  await step('Ctrl+C without a selection interrupts the shell', async () => {
+    await typeCommand(page, 'sleep 600; echo not-interrupted');
+    await page.waitForTimeout(500);
+    await page.keyboard.press('Control+C');
+    await typeCommand(page, 'echo after-interrupt');
+    await waitForText(page, /^after-interrupt\s*$/m, 10_000);
+    assert(!/^not-interrupted/m.test(await terminalText(page)), 'sleep was not interrupted');
+  });
+
   await step('a large paste arrives whole', async () => {
     const size = 100_000;
     await page.evaluate((n) => window.__drydock.run(`printf %s '${'a'.repeat(n)}' | wc -c`), size);
@@ -158,6 +167,21 @@ if (started) {
     assert((text.match(/^before-reload\s*$/gm) ?? []).length === 1, `scrollback shows twice or not at all:\n${text}`);
     await typeCommand(page, 'echo mark=$DRYDOCK_MARK');
     await waitForText(page, /^mark=reattached\s*$/m);
+  });
+
+  await step('add an instance (node2 tab, its own shell), then remove it', async () => {
+    await page.getByRole('button', { name: 'Add instance' }).click();
+    await page.getByRole('tab', { name: 'node2' }).waitFor({ timeout: 30_000 });
+    await page.getByRole('tab', { name: 'node2' }).click();
+    await page.waitForFunction(() => window.__drydock?.activeInstance() === 'node2' && window.__drydock.terminalState() === 'open', null, { timeout: READY_MS });
+    await waitForPrompt(page);
+    await typeCommand(page, 'echo on-node-$((1+1))');
+    await waitForText(page, /^on-node-2\s*$/m);
+    page.once('dialog', (d) => void d.accept());
+    await page.getByRole('button', { name: 'Remove node2' }).click();
+    await page.getByRole('tab', { name: 'node2' }).waitFor({ state: 'detached', timeout: 30_000 });
+    assert((await page.evaluate(() => window.__drydock.activeInstance())) === 'node1', 'node1 is not active after removing node2');
+    await waitForText(page, /^42\s*$/m);
   });
 
   await step('countdown shows and Extend answers', async () => {
@@ -207,6 +231,10 @@ if (lesson) {
     await page.locator('[data-testid=check]').click();
     await page.locator('.check-result.pass, .check-result.fail').waitFor({ timeout: 120_000 });
     await page.screenshot({ path: path.join(artifacts, 'lesson-session.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(500);
+    await page.screenshot({ path: path.join(artifacts, 'lesson-session-phone.png') });
+    await page.setViewportSize({ width: 1366, height: 768 });
     await closeSession(page);
   });
 } else {

@@ -70,8 +70,8 @@ const lessons = withLessons
           {
             title: { en: 'Say hello', zh: '打个招呼' },
             html: {
-              en: '<p>Run this command:</p><pre><code class="language-sh runnable">echo hello-from-lesson</code></pre><p>Or copy this one:</p><pre><code class="language-sh">uname -a</code></pre>',
-              zh: '<p>运行这条命令：</p><pre><code class="language-sh runnable">echo hello-from-lesson</code></pre><p>或者复制这条：</p><pre><code class="language-sh">uname -a</code></pre>',
+              en: '<h1>Say hello</h1><p>Run this command:</p><pre><code class="language-sh runnable">echo hello-from-lesson</code></pre><p>Or copy this one:</p><pre><code class="language-sh">uname -a</code></pre>',
+              zh: '<h1>打个招呼</h1><p>运行这条命令：</p><pre><code class="language-sh runnable">echo hello-from-lesson</code></pre><p>或者复制这条：</p><pre><code class="language-sh">uname -a</code></pre>',
             },
           },
           {

@@ -100,6 +100,7 @@ export async function mountSession(id: string, root: HTMLElement): Promise<Clean
   const onWinResize = () => tabs.fit();
   window.addEventListener('resize', onWinResize);
 
+  /** Fetches the session, syncs the tabs and schedules the next poll (fast while starting). */
   async function refresh(): Promise<void> {
     try {
       const s = await api.session(id);
@@ -110,18 +111,15 @@ export async function mountSession(id: string, root: HTMLElement): Promise<Clean
       if (alive && e instanceof ApiError && e.status === 404) {
         cleanup();
         showGone(page, e);
+        return;
       }
     }
+    schedule(session.instances.some((i) => i.state === 'starting') ? POLL_STARTING_MS : POLL_IDLE_MS);
   }
 
   function schedule(ms: number): void {
     if (pollTimer) clearTimeout(pollTimer);
-    if (!alive) return;
-    pollTimer = setTimeout(async () => {
-      await refresh();
-      const busy = session.instances.some((i) => i.state === 'starting');
-      schedule(busy ? POLL_STARTING_MS : POLL_IDLE_MS);
-    }, ms);
+    if (alive) pollTimer = setTimeout(() => void refresh(), ms);
   }
   schedule(session.instances.some((i) => i.state === 'starting') ? POLL_STARTING_MS : POLL_IDLE_MS);
 

@@ -40,11 +40,15 @@ export class LessonPane {
     const total = lesson.steps.length;
     const content = h('div', { class: 'step-content' });
     content.innerHTML = step?.html ?? '';
+    // The step's Markdown starts with its `# Title`: show it as the pane heading, once.
+    const h1 = content.querySelector('h1');
+    const title = step?.title || h1?.textContent?.trim() || lesson.title;
+    h1?.remove();
     this.enhanceCode(content);
     const result = h('div', { class: 'check-result', role: 'status', 'aria-live': 'polite' });
     const checkBtn = h('button', { type: 'button', class: 'btn btn-primary check-btn', 'data-testid': 'check' }, t('check'));
     checkBtn.addEventListener('click', () => void this.check(n, checkBtn, result));
-    const heading = h('h2', { class: 'step-title', tabindex: -1 }, step?.title ?? lesson.title);
+    const heading = h('h2', { class: 'step-title', tabindex: -1 }, title);
     replaceChildren(
       this.element,
       h('p', { class: 'lesson-title' }, lesson.title),
@@ -87,15 +91,12 @@ export class LessonPane {
           }
         });
       } else {
-        const btn = h('button', { type: 'button', class: 'copy-btn', 'aria-label': t('copy'), title: t('copy') }, '⧉');
+        const btn = h('button', { type: 'button', class: 'copy-btn' }, t('copy'));
         btn.addEventListener('click', () => {
           void copyText(text).then((ok) => {
-            btn.textContent = ok ? '✓' : '⧉';
-            btn.setAttribute('aria-label', ok ? t('copied') : t('copy'));
-            setTimeout(() => {
-              btn.textContent = '⧉';
-              btn.setAttribute('aria-label', t('copy'));
-            }, 1200);
+            if (!ok) return;
+            btn.textContent = `✓ ${t('copied')}`;
+            setTimeout(() => (btn.textContent = t('copy')), 1200);
           });
         });
         const wrap = h('div', { class: 'code-wrap' });

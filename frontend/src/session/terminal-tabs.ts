@@ -76,11 +76,11 @@ export class TerminalTabs {
     this.ports.setInstance(name);
   }
 
-  /** Types a command and Enter into the active terminal. */
+  /** Types a command (byte for byte, lines joined with \n) and Enter into the active terminal. */
   run(command: string): void {
     const term = this.activeTerminal();
     if (!term) return;
-    term.type(command.replace(/\r?\n/g, '\r') + '\r');
+    term.type(command + '\r');
     term.focus();
   }
 
