@@ -17,7 +17,7 @@ declare global {
   }
 }
 
-export function installTestHooks(ctx: { sessionId: string; tabs: TerminalTabs; lessonPane: () => HTMLElement | null }): () => void {
+export function installTestHooks(ctx: { sessionId: string; tabs: TerminalTabs }): () => void {
   const hooks: DrydockHooks = {
     sessionId: ctx.sessionId,
     activeInstance: () => ctx.tabs.activeName(),

@@ -96,7 +96,7 @@ export async function mountSession(id: string, root: HTMLElement): Promise<Clean
 
   const stopCountdown = startCountdown(timeLeft, () => session.expires_at, () => schedule(0));
   tabs.sync(session.instances);
-  const removeHooks = installTestHooks({ sessionId: id, tabs, lessonPane: () => lessonPane?.element ?? null });
+  const removeHooks = installTestHooks({ sessionId: id, tabs });
   const onWinResize = () => tabs.fit();
   window.addEventListener('resize', onWinResize);
 

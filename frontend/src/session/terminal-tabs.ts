@@ -156,11 +156,12 @@ export class TerminalTabs {
   private async add(): Promise<void> {
     this.addBtn.disabled = true;
     this.notice.textContent = '';
+    const before = new Set(this.tabs.keys());
     try {
-      const res = await api.addInstance(this.sessionId);
+      await api.addInstance(this.sessionId);
       await this.refresh();
-      const name = res && typeof res === 'object' && 'name' in res ? res.name : null;
-      if (name && this.tabs.has(name)) this.select(name);
+      const added = [...this.tabs.keys()].filter((n) => !before.has(n));
+      if (added.length > 0) this.select(added[added.length - 1]);
     } catch (e) {
       this.notice.textContent = t('requestFailed', { error: errorText(e) });
     } finally {
