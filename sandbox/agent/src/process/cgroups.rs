@@ -61,6 +61,8 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Hierarchy> {
 pub fn setup() {
     make_root_rshared();
     let magic = match nix::sys::statfs::statfs(CGROUP) {
+        // The field's width differs between architectures.
+        #[allow(clippy::unnecessary_cast)]
         Ok(s) => s.filesystem_type().0 as i64,
         Err(e) => {
             tracing::warn!("cgroup setup skipped: statfs({CGROUP}) failed: {e}");

@@ -1,0 +1,417 @@
+//! The agent's HTTP API against the real binary: auth, health, exec, files, ports, stats.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Agent;
+use drydock_protocol::agent::{EngineState, ExecResult, Health, ListeningPort, Stats};
+use serde_json::json;
+
+#[tokio::test]
+async fn everything_needs_the_secret() {
+    let agent = Agent::start();
+    let client = agent.http();
+    for path in [
+        "/v1/health",
+        "/v1/terminals",
+        "/v1/ports",
+        "/v1/stats",
+        "/nope",
+        "/",
+    ] {
+        let r = client.get(agent.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a secret");
+        assert!(r.bytes().await.unwrap().is_empty());
+        let r = client
+            .get(agent.url(path))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} with a wrong secret");
+        let r = client
+            .get(agent.url(path))
+            .header("authorization", &agent.secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} without Bearer");
+    }
+    let r = client
+        .post(agent.url("/v1/exec"))
+        .json(&json!({"script": "true"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = agent.get("/nope").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("/nope"));
+}
+
+#[test]
+fn refuses_to_start_without_a_secret() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drydock-agent"))
+        .env_remove("DRYDOCK_AGENT_SECRET")
+        .env("DRYDOCK_AGENT_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DRYDOCK_AGENT_SECRET"));
+}
+
+#[tokio::test]
+async fn health_without_engines_is_ready() {
+    let agent = Agent::start();
+    let h: Health = agent
+        .get("/v1/health")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(h.ready);
+    assert_eq!(h.dockerd.state, EngineState::Absent);
+    assert_eq!(h.k3s.state, EngineState::Absent);
+    assert_eq!(h.terminals, 0);
+}
+
+#[tokio::test]
+async fn a_dying_dockerd_is_failed_and_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("dockerd");
+    let log = dir.path().join("dockerd.log");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"fake dockerd $*\"\nenv | grep -c DRYDOCK_AGENT_SECRET\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let agent = Agent::start_with(&[
+        ("DRYDOCK_DOCKERD", "1"),
+        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
+        ("DRYDOCK_DOCKERD_LOG", log.to_str().unwrap()),
+        (
+            "DRYDOCK_DOCKERD_SOCKET",
+            dir.path().join("docker.sock").to_str().unwrap(),
+        ),
+        ("DRYDOCK_REGISTRY_MIRROR", "http://10.0.0.1:5000"),
+        ("DRYDOCK_INSECURE_REGISTRIES", "10.0.0.1:5000,reg:5001"),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let h = loop {
+        let h: Health = agent
+            .get("/v1/health")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if h.dockerd.restarts >= 1 && h.dockerd.state == EngineState::Failed {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never failed/restarted: {h:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!h.ready);
+    assert!(h.dockerd.message.unwrap().contains("exit status 3"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("--shutdown-timeout 3"), "{logged}");
+    assert!(
+        logged.contains("--registry-mirror http://10.0.0.1:5000"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("--insecure-registry 10.0.0.1:5000 --insecure-registry reg:5001"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("\n0\n"),
+        "the secret reached dockerd: {logged}"
+    );
+}
+
+#[tokio::test]
+async fn a_dockerd_answering_ping_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("docker.sock");
+    let fake = dir.path().join("dockerd");
+    // A tiny stand-in for dockerd: answers GET /_ping on the unix socket given by --host.
+    let script = r#"#!/usr/bin/env python3
+import socket, sys, os
+path = sys.argv[sys.argv.index("--host") + 1][len("unix://"):]
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
+while True:
+    c, _ = s.accept(); c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK"); c.close()
+"#;
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let agent = Agent::start_with(&[
+        ("DRYDOCK_DOCKERD", "1"),
+        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
+        (
+            "DRYDOCK_DOCKERD_LOG",
+            dir.path().join("log").to_str().unwrap(),
+        ),
+        ("DRYDOCK_DOCKERD_SOCKET", sock.to_str().unwrap()),
+        ("PATH", &path),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let h: Health = agent
+            .get("/v1/health")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if h.ready {
+            assert_eq!(h.dockerd.state, EngineState::Ready);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {h:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn exec(agent: &Agent, body: serde_json::Value) -> ExecResult {
+    let r = agent.post("/v1/exec").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn exec_reports_output_status_timeout_and_truncation() {
+    let agent = Agent::start();
+    let r = exec(&agent, json!({"script": "echo out; echo err >&2; exit 3"})).await;
+    assert_eq!(r.exit_code, Some(3));
+    assert_eq!(r.signal, None);
+    assert!(
+        r.output.contains("out\n") && r.output.contains("err\n"),
+        "{r:?}"
+    );
+    assert!(!r.truncated && !r.timed_out);
+
+    let r = exec(&agent, json!({"script": "echo 你好; pwd"})).await;
+    assert_eq!(r.exit_code, Some(0));
+    assert!(r.output.starts_with("你好\n"));
+    assert!(r.output.contains(&agent.home.path().display().to_string()));
+
+    let r = exec(&agent, json!({"script": "kill -9 $$"})).await;
+    assert_eq!(r.exit_code, None);
+    assert_eq!(r.signal, Some(9));
+
+    let started = std::time::Instant::now();
+    let r = exec(
+        &agent,
+        json!({"script": "sleep 30 & echo started; sleep 30", "timeout_ms": 500}),
+    )
+    .await;
+    assert!(r.timed_out, "{r:?}");
+    assert_eq!(r.signal, Some(9));
+    assert!(r.output.contains("started"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let r = exec(&agent, json!({"script": "head -c 300000 /dev/zero | tr '\\0' x; echo; echo done >&2", "max_output": 1000})).await;
+    assert!(r.truncated);
+    assert_eq!(r.output.len(), 1000);
+    assert_eq!(r.exit_code, Some(0));
+
+    // Background children holding the pipe do not hold the answer.
+    let started = std::time::Instant::now();
+    let r = exec(&agent, json!({"script": "sleep 20 & echo quick"})).await;
+    assert_eq!(r.exit_code, Some(0));
+    assert!(r.output.contains("quick"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let r = agent
+        .post("/v1/exec")
+        .json(&json!({"nope": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("script"), "{body}");
+}
+
+#[tokio::test]
+async fn exec_does_not_see_the_secret() {
+    let agent = Agent::start();
+    let r = exec(
+        &agent,
+        json!({"script": format!("env | grep -c -e SECRET -e {}", agent.secret)}),
+    )
+    .await;
+    assert_eq!(r.output.trim(), "0", "{r:?}");
+    let r = exec(&agent, json!({"script": "echo $TERM $LANG $HOME"})).await;
+    assert_eq!(
+        r.output.trim(),
+        format!("xterm-256color C.UTF-8 {}", agent.home.path().display())
+    );
+}
+
+#[tokio::test]
+async fn files_round_trip_and_escapes_are_rejected() {
+    let agent = Agent::start_with(&[("DRYDOCK_AGENT_MAX_FILE", "100000")]);
+    let home = agent.home.path().display().to_string();
+    let path = format!("{home}/app/sub/Dockerfile");
+    let content = "FROM debian\nRUN echo 你好\n".repeat(100);
+    let r = agent
+        .put(&format!("/v1/files?path={path}"))
+        .body(content.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = agent
+        .get(&format!("/v1/files?path={path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), content);
+    // Overwrite.
+    let r = agent
+        .put(&format!("/v1/files?path={path}"))
+        .body("v2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "v2");
+
+    std::os::unix::fs::symlink("/etc", agent.home.path().join("etc")).unwrap();
+    for (bad, status) in [
+        (format!("{home}/../etc/passwd"), 400),
+        ("relative/file".to_string(), 400),
+        ("/etc/passwd".to_string(), 400),
+        (format!("{home}/etc/passwd"), 400),
+        (format!("{home}/missing.txt"), 404),
+        (format!("{home}/app"), 400),
+    ] {
+        let r = agent
+            .get(&format!("/v1/files?path={bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "GET {bad}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(!body["error"].as_str().unwrap().is_empty());
+    }
+    for bad in [
+        format!("{home}/../x"),
+        format!("{home}/etc/evil"),
+        "/tmp/evil".to_string(),
+    ] {
+        let r = agent
+            .put(&format!("/v1/files?path={bad}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "PUT {bad}");
+    }
+    assert!(!std::path::Path::new("/etc/evil").exists());
+    let r = agent.get("/v1/files").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Size limits, both ways.
+    let big = vec![b'x'; 100_001];
+    let r = agent
+        .put(&format!("/v1/files?path={home}/big"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(!agent.home.path().join("big").exists());
+    // Streamed (chunked, no Content-Length): cut off while streaming.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(10_000).map(|c| Ok(c.to_vec())).collect();
+    let r = agent
+        .put(&format!("/v1/files?path={home}/big"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(!agent.home.path().join("big").exists());
+    std::fs::write(agent.home.path().join("big"), &big).unwrap();
+    let r = agent
+        .get(&format!("/v1/files?path={home}/big"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(agent.home.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("drydock-upload"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[tokio::test]
+async fn ports_lists_a_listener_but_not_the_agent() {
+    let agent = Agent::start();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let agent_port: u16 = agent.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let ports: Vec<ListeningPort> = agent
+        .get("/v1/ports")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        ports.contains(&ListeningPort { port }),
+        "{port} not in {ports:?}"
+    );
+    assert!(!ports.contains(&ListeningPort { port: agent_port }));
+    let mut sorted = ports.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ports);
+}
+
+#[tokio::test]
+async fn stats_answer() {
+    let agent = Agent::start();
+    let s: Stats = agent
+        .get("/v1/stats")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(s.disks.iter().any(|d| d.path == "/" && d.total_bytes > 0));
+    let s2: Stats = agent
+        .get("/v1/stats")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(s2.uptime_ms >= s.uptime_ms);
+}
