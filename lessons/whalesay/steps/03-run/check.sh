@@ -6,7 +6,10 @@ if ! docker info >/dev/null 2>&1; then
     echo "Docker 引擎还没有响应，请等几秒钟再检查。"
     exit 1
 fi
-ids=$(docker ps -a --filter ancestor=docker/whalesay --format '{{.ID}}')
+# `ancestor` also matches images built FROM docker/whalesay (smartwhale): keep only
+# containers started from docker/whalesay itself (by name or by image ID).
+ids=$(docker ps -a --filter ancestor=docker/whalesay --format '{{.ID}} {{.Image}}' \
+    | awk '$2 ~ /^((docker\.io\/)?docker\/whalesay(:latest)?|(sha256:)?[0-9a-f]+)$/ {print $1}')
 if [ -z "$ids" ]; then
     if ! docker image inspect docker/whalesay:latest >/dev/null 2>&1; then
         echo "First pull the image: docker pull docker/whalesay"

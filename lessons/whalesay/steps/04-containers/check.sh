@@ -5,7 +5,10 @@ if ! docker info >/dev/null 2>&1; then
     echo "Docker 引擎还没有响应，请等几秒钟再检查。"
     exit 1
 fi
-mapfile -t rows < <(docker ps -a --filter ancestor=docker/whalesay --format '{{.Names}} ({{.Status}})')
+# `ancestor` also matches images built FROM docker/whalesay (smartwhale): keep only
+# containers started from docker/whalesay itself (by name or by image ID).
+mapfile -t rows < <(docker ps -a --filter ancestor=docker/whalesay --format '{{.Image}}|{{.Names}} ({{.Status}})' \
+    | awk -F'|' '$1 ~ /^((docker\.io\/)?docker\/whalesay(:latest)?|(sha256:)?[0-9a-f]+)$/ {print $2}')
 n=${#rows[@]}
 if [ "$n" -ge 2 ]; then
     echo "Two containers or more from one image: ${rows[*]:0:3}. You know images and containers now!"
