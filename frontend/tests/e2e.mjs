@@ -193,6 +193,15 @@ if (started) {
     assert(notice === 'Extended', `extend said "${notice}"`);
   });
 
+  await step('shell exit shows the notice and Enter starts a new shell', async () => {
+    await typeCommand(page, 'exit 3');
+    await waitForText(page, /shell exited \(status 3\) — press Enter to start a new one/, 30_000);
+    await page.keyboard.press('Enter');
+    await waitForPrompt(page);
+    await typeCommand(page, 'echo new-shell-$((6*7))');
+    await waitForText(page, /^new-shell-42\s*$/m);
+  });
+
   await step('session page screenshots (laptop and phone)', async () => {
     await page.screenshot({ path: path.join(artifacts, 'session-page.png') });
     await page.setViewportSize({ width: 390, height: 844 });
