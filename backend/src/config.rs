@@ -129,8 +129,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub admin_token: Option<String>,
+    /// The configured public origin, if any.
+    pub public_origin: Option<String>,
     /// Origins a browser WebSocket may come from (the configured public origin, or the ones
-    /// derived from `listen`).
+    /// derived from the listening address).
     pub allowed_origins: Vec<String>,
     pub session_length: Duration,
     pub max_session_length: Duration,
@@ -182,6 +184,7 @@ impl Config {
             listen,
             data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
             admin_token: s.admin_token.filter(|t| !t.is_empty()),
+            public_origin: s.public_origin.clone(),
             allowed_origins,
             session_length,
             max_session_length,
@@ -208,7 +211,8 @@ impl Config {
     }
 }
 
-fn derived_origins(listen: SocketAddr) -> Vec<String> {
+/// The origins a browser uses for a server listening on `listen` (no public origin set).
+pub fn derived_origins(listen: SocketAddr) -> Vec<String> {
     let port = listen.port();
     let ip = listen.ip();
     let mut out = Vec::new();

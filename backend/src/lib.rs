@@ -3,9 +3,118 @@
 //! and calls into here.
 
 pub mod agent_client;
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod relay;
 pub mod runtime;
+pub mod sessions;
 pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use config::Config;
+use metrics::Metrics;
+use runtime::{DockerRuntime, Runtime};
+use sessions::Sessions;
+use store::{SqliteStore, Store};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP failed: {0}")]
+    Serve(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error("start-up reconciliation failed: {0}")]
+    Reconcile(error::Error),
+}
+
+/// Builds the session manager and the router from parts (tests pass their own runtime and
+/// store).
+pub fn build(
+    config: Config,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+) -> (axum::Router, Arc<Sessions>) {
+    let sessions = Sessions::new(
+        Arc::new(config),
+        store,
+        runtime,
+        Arc::new(Metrics::default()),
+    );
+    (api::router(sessions.clone()), sessions)
+}
+
+/// Runs the server until `shutdown` resolves: opens the store in the data directory, connects
+/// to the local Docker engine, reconciles, starts the expiry task and serves HTTP. Sessions are
+/// left running on shutdown so that the next start adopts them.
+pub async fn run(
+    mut config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = SqliteStore::open(&config.data_dir.join("drydock.db")).await?;
+    let runtime = DockerRuntime::connect(runtime::docker::DockerSettings {
+        image: config.instance_image.clone(),
+        cpus: config.cpus,
+        memory_mb: config.memory_mb,
+        pids: config.pids,
+        agent_port: drydock_protocol::agent::DEFAULT_PORT,
+    })
+    .await?;
+    if let Err(e) = runtime.check().await {
+        tracing::warn!(error = %e, "sessions cannot be created until this is fixed");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(ServeError::Serve)?;
+    if config.public_origin.is_none() {
+        config.allowed_origins = config::derived_origins(bound);
+    }
+    let (router, sessions) = build(config, Arc::new(store), Arc::new(runtime));
+    let report = sessions.reconcile().await.map_err(ServeError::Reconcile)?;
+    tracing::info!(
+        adopted = report.adopted.len(),
+        cleaned = report.cleaned.len(),
+        orphans_removed = report.orphans_removed.len(),
+        "reconciled with the container engine"
+    );
+    tokio::spawn(sessions.clone().run_expiry());
+    tracing::info!("drydock listening on http://{bound}");
+    let token = sessions.shutdown_token().clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down; sessions keep running for the next start");
+        token.cancel();
+    };
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await
+    .map_err(ServeError::Serve)
+}

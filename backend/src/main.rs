@@ -1,4 +1,159 @@
-//! The `drydock` binary (placeholder until the server lands).
-fn main() {
-    println!("drydock {}", env!("CARGO_PKG_VERSION"));
+//! The `drydock` binary: parses the command line, layers the configuration and runs the
+//! server (see the library for everything else).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use drydock::config::{Config, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "drydock",
+    version,
+    about = "Drydock: a self-hosted learning sandbox server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (settings: TOML file < DRYDOCK_* environment < flags).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file [default: <data dir>/drydock.toml if present].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Directory for the database [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long)]
+    admin_token: Option<String>,
+    /// Origin browsers use (for the WebSocket Origin check) [default: derived from listen].
+    #[arg(long)]
+    public_origin: Option<String>,
+    #[arg(long)]
+    session_minutes: Option<u64>,
+    #[arg(long)]
+    max_session_minutes: Option<u64>,
+    /// Session length in seconds (overrides --session-minutes; for tests).
+    #[arg(long)]
+    session_seconds: Option<u64>,
+    #[arg(long)]
+    max_instances_per_session: Option<usize>,
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    #[arg(long)]
+    instance_image: Option<String>,
+    #[arg(long)]
+    cpus: Option<f64>,
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    #[arg(long)]
+    pids: Option<i64>,
+    /// Registry mirror URL for the instances' dockerd [default: the host's registry on port
+    /// 5000 if one answers].
+    #[arg(long)]
+    registry_mirror: Option<String>,
+    /// Session creations allowed per client IP per minute [default: 10].
+    #[arg(long)]
+    create_per_minute: Option<u32>,
+    /// Seconds an instance may take to report ready [default: 60].
+    #[arg(long)]
+    ready_timeout_seconds: Option<u64>,
+}
+
+impl ServeArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            admin_token: self.admin_token.clone(),
+            public_origin: self.public_origin.clone(),
+            session_minutes: self.session_minutes,
+            max_session_minutes: self.max_session_minutes,
+            session_seconds: self.session_seconds,
+            max_instances_per_session: self.max_instances_per_session,
+            max_sessions: self.max_sessions,
+            instance_image: self.instance_image.clone(),
+            cpus: self.cpus,
+            memory_mb: self.memory_mb,
+            pids: self.pids,
+            registry_mirror: self.registry_mirror.clone(),
+            create_per_minute: self.create_per_minute,
+            ready_timeout_seconds: self.ready_timeout_seconds,
+        }
+    }
+}
+
+fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let env = Settings::from_env(|k| std::env::var(k).ok())?;
+    let flags = args.settings();
+    let data_dir = flags
+        .data_dir
+        .clone()
+        .or(env.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let file = match &args.config {
+        Some(p) => Settings::from_toml_file(p)?,
+        None => {
+            let p = data_dir.join("drydock.toml");
+            if p.exists() {
+                Settings::from_toml_file(&p)?
+            } else {
+                Settings::default()
+            }
+        }
+    };
+    let mut s = file;
+    s.overlay(&env);
+    s.overlay(&flags);
+    Ok(Config::resolve(s)?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load_config(&args).context("loading the configuration")?;
+            drydock::run(config, shutdown_signal())
+                .await
+                .context("running the server")?;
+        }
+    }
+    Ok(())
 }

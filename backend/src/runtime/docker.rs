@@ -262,8 +262,10 @@ impl Runtime for DockerRuntime {
             security_opt: Some(vec![
                 "seccomp=unconfined".into(),
                 "apparmor=unconfined".into(),
-                "systempaths=unconfined".into(),
             ]),
+            // `--security-opt systempaths=unconfined` is a CLI spelling of these two.
+            masked_paths: Some(vec![]),
+            readonly_paths: Some(vec![]),
             cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
             binds: Some(vec![format!("{vname}:/var/lib/docker")]),
             tmpfs: Some(HashMap::from([
