@@ -9,6 +9,7 @@ export interface DrydockHooks {
   terminalText(): string;
   terminalState(): string | null;
   run(command: string): void;
+  selectAll(): void;
 }
 
 declare global {
@@ -24,6 +25,7 @@ export function installTestHooks(ctx: { sessionId: string; tabs: TerminalTabs })
     terminalText: () => ctx.tabs.activeTerminal()?.text() ?? '',
     terminalState: () => ctx.tabs.activeTerminal()?.state ?? null,
     run: (command) => ctx.tabs.run(command),
+    selectAll: () => ctx.tabs.activeTerminal()?.selectAll(),
   };
   window.__drydock = hooks;
   return () => {

@@ -149,6 +149,20 @@ if (started) {
     assert(!/^not-interrupted/m.test(await terminalText(page)), 'sleep was not interrupted');
   });
 
+  await step('Ctrl+Shift+C and Ctrl+C with a selection copy, and send no ^C', async () => {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    await page.evaluate(() => navigator.clipboard.writeText('empty'));
+    await typeCommand(page, 'sleep 2; echo copy-test-$((6*7))');
+    await page.evaluate(() => window.__drydock.selectAll());
+    await page.keyboard.press('Control+Shift+C');
+    await page.waitForFunction(async () => (await navigator.clipboard.readText()).includes('sleep 2'), null, { timeout: 5000 });
+    await page.evaluate(() => navigator.clipboard.writeText('empty'));
+    await page.evaluate(() => window.__drydock.selectAll());
+    await page.keyboard.press('Control+C');
+    await page.waitForFunction(async () => (await navigator.clipboard.readText()).includes('sleep 2'), null, { timeout: 5000 });
+    await waitForText(page, /^copy-test-42\s*$/m, 10_000);
+  });
+
   await step('a large paste arrives whole', async () => {
     const size = 100_000;
     await page.evaluate((n) => window.__drydock.run(`printf %s '${'a'.repeat(n)}' | wc -c`), size);

@@ -65,6 +65,10 @@ export class InstanceTerminal {
     return this.view.text();
   }
 
+  selectAll(): void {
+    this.view.term.selectAll();
+  }
+
   get state(): ConnectionState {
     return this.conn.state;
   }
