@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use drydock_protocol::agent::{valid_terminal_name, ApiError, ExecRequest, Health};
-use drydock_protocol::frame::MAX_FRAME_LEN;
 use tokio_util::io::ReaderStream;
 
 use crate::config::Config;
@@ -236,6 +235,3 @@ async fn upload(
     files::upload(&path, &st.config.files_root, st.config.max_file, body).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
-
-/// Keeps the frame limit visible next to the routes that enforce it.
-pub const TERMINAL_FRAME_LIMIT: usize = MAX_FRAME_LEN;

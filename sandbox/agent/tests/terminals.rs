@@ -358,3 +358,24 @@ async fn sigterm_hangs_up_shells_and_exits_zero() {
             .map_or(true, |s| s.contains(") Z "));
     assert!(gone, "shell {pid} still running after the agent stopped");
 }
+
+#[tokio::test]
+async fn a_message_past_the_websocket_hard_limit_is_closed_with_1009() {
+    let agent = Agent::start();
+    let mut t = agent.connect("/v1/terminals/main").await;
+    t.ready().await;
+    t.close().await;
+    let mut t = agent.connect("/v1/terminals/main").await;
+    t.until("ReplayEnd", WAIT, |t| t.replay_done).await;
+    let huge = vec![0u8; 2 << 20];
+    // The agent may cut the connection while this is still being written.
+    let _ = t.send_raw(Message::Binary(huge.into())).await;
+    let close = t.wait_closed().await;
+    eprintln!("hard-limit close: {close:?}");
+    if let Some(c) = close {
+        assert_eq!(u16::from(c.code), 1009);
+    }
+    let mut t = agent.connect("/v1/terminals/main").await;
+    t.until("ReplayEnd", WAIT, |t| t.replay_done).await;
+    t.run("echo fine-$((2*4))", "fine-8\r\n").await;
+}

@@ -59,7 +59,6 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<Hierarchy> {
 
 /// Runs the whole setup. Only ever call this as PID 1 inside an instance.
 pub fn setup() {
-    make_root_rshared();
     let magic = match nix::sys::statfs::statfs(CGROUP) {
         // The field's width differs between architectures.
         #[allow(clippy::unnecessary_cast)]
@@ -78,7 +77,8 @@ pub fn setup() {
     }
 }
 
-fn make_root_rshared() {
+/// Makes `/` rshared so mounts made by nested engines propagate (errors are only logged).
+pub fn make_root_rshared() {
     if let Err(e) = mount(
         None::<&str>,
         "/",
