@@ -19,7 +19,7 @@ HOST_PACKAGES=(docker.io mmdebstrap docker-registry debian-archive-keyring
 
 ensure_packages() {
     local missing=() p
-    for p in "${HOST_PACKAGES[@]}" "$@"; do
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
             || missing+=("$p")
     done
@@ -60,7 +60,7 @@ ensure_dockerd() {
     die "dockerd did not come up within 30 s (see /var/log/drydock-dockerd.log)"
 }
 
-registry_up() { curl -fsS -o /dev/null "http://127.0.0.1:${REGISTRY_PORT}/v2/"; }
+registry_up() { curl -fs -o /dev/null "http://127.0.0.1:${REGISTRY_PORT}/v2/"; }
 
 # The local registry mirror (Debian's docker-registry). It listens on all addresses so every
 # instance reaches it through its session network's gateway.
@@ -88,9 +88,11 @@ CONF
     die "the registry did not answer on 127.0.0.1:${REGISTRY_PORT} (see /var/log/drydock-registry.log)"
 }
 
+# prepare_host: everything scripts/up needs. scripts/test adds its own packages first with
+# ensure_packages NAME....
 prepare_host() {
     need_root
-    ensure_packages "$@"
+    ensure_packages "${HOST_PACKAGES[@]}"
     ensure_rust
     ensure_dockerd
     ensure_registry
