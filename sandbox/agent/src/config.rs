@@ -22,7 +22,8 @@ pub enum ConfigError {
 /// One supervised engine binary (dockerd, k3s).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// False when the binary is missing or the engine is disabled by the environment.
+    /// False when the engine is disabled by the environment, or no path was configured
+    /// and the default binary is missing.
     pub enabled: bool,
     pub bin: PathBuf,
     pub log: PathBuf,
@@ -68,14 +69,24 @@ fn list(name: &str) -> Vec<String> {
 fn engine(
     switch: &str,
     bin_var: &str,
-    default_bin: &str,
+    default_bins: &[&str],
     log_var: &str,
     default_log: &str,
 ) -> EngineConfig {
-    let bin = PathBuf::from(var(bin_var).unwrap_or_else(|| default_bin.to_string()));
+    // Without an explicit path, the first default that exists (Debian's docker.io has
+    // /usr/sbin/dockerd, upstream packages /usr/bin/dockerd).
+    let explicit = var(bin_var);
+    let bin = explicit.clone().map(PathBuf::from).unwrap_or_else(|| {
+        default_bins
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from(default_bins[0]))
+    });
     let switched_on = var(switch).as_deref() != Some("0");
     EngineConfig {
-        enabled: switched_on && bin.exists(),
+        // An explicitly configured binary that is missing shows up as `failed`, not `absent`.
+        enabled: switched_on && (explicit.is_some() || bin.exists()),
         bin,
         log: PathBuf::from(var(log_var).unwrap_or_else(|| default_log.to_string())),
     }
@@ -117,7 +128,7 @@ impl Config {
             dockerd: engine(
                 "DRYDOCK_DOCKERD",
                 "DRYDOCK_DOCKERD_BIN",
-                "/usr/bin/dockerd",
+                &["/usr/bin/dockerd", "/usr/sbin/dockerd"],
                 "DRYDOCK_DOCKERD_LOG",
                 "/var/log/dockerd.log",
             ),
@@ -129,7 +140,7 @@ impl Config {
             k3s: engine(
                 "DRYDOCK_K3S",
                 "DRYDOCK_K3S_BIN",
-                "/usr/local/bin/k3s",
+                &["/usr/local/bin/k3s"],
                 "DRYDOCK_K3S_LOG",
                 "/var/log/k3s.log",
             ),

@@ -139,6 +139,32 @@ async fn a_dying_dockerd_is_failed_and_restarted() {
 }
 
 #[tokio::test]
+async fn a_missing_configured_dockerd_is_failed_not_absent() {
+    let agent = Agent::start_with(&[
+        ("DRYDOCK_DOCKERD", "1"),
+        ("DRYDOCK_DOCKERD_BIN", "/nonexistent/dockerd"),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let h: Health = agent
+            .get("/v1/health")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if h.dockerd.state == EngineState::Failed {
+            assert!(!h.ready);
+            assert!(h.dockerd.message.unwrap().contains("/nonexistent/dockerd"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never failed: {h:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_dockerd_answering_ping_is_ready() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("docker.sock");
