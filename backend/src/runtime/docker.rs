@@ -140,6 +140,18 @@ impl DockerRuntime {
         Ok(DockerRuntime { docker, settings })
     }
 
+    /// Ids of the networks labelled with `session`.
+    async fn session_networks(&self, session: &str) -> Result<Vec<String>, RuntimeError> {
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(label_filter(&[format!("{LABEL_SESSION}={session}")])),
+            }))
+            .await
+            .map_err(engine(format!("list networks of session {session}")))?;
+        Ok(networks.into_iter().filter_map(|n| n.id).collect())
+    }
+
     fn agent_addr(&self, ip: &str) -> Option<SocketAddr> {
         ip.parse::<IpAddr>()
             .ok()
@@ -192,24 +204,30 @@ impl Runtime for DockerRuntime {
 
     async fn create_network(&self, session: &str) -> Result<NetworkInfo, RuntimeError> {
         let name = network_name(session);
-        let req = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            labels: Some(labels(session, None)),
-            options: Some(HashMap::from([(
-                "com.docker.network.bridge.enable_icc".to_owned(),
-                "true".to_owned(),
-            )])),
-            ..Default::default()
-        };
-        match self.docker.create_network(req).await {
-            Ok(_) => {}
-            Err(e) if is_status(&e, 409) => {}
-            Err(e) => return Err(engine(format!("create network {name}"))(e)),
+        // Docker (before API 1.44) happily creates a second network of the same name, so look
+        // first; the caller serialises operations on one session.
+        let mut ids = self.session_networks(session).await?;
+        if ids.is_empty() {
+            let req = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels(session, None)),
+                options: Some(HashMap::from([(
+                    "com.docker.network.bridge.enable_icc".to_owned(),
+                    "true".to_owned(),
+                )])),
+                ..Default::default()
+            };
+            let created = self
+                .docker
+                .create_network(req)
+                .await
+                .map_err(engine(format!("create network {name}")))?;
+            ids.push(created.id);
         }
         let inspect = self
             .docker
-            .inspect_network(&name, None::<InspectNetworkOptions>)
+            .inspect_network(&ids[0], None::<InspectNetworkOptions>)
             .await
             .map_err(engine(format!("inspect network {name}")))?;
         let gateway = inspect
@@ -224,11 +242,14 @@ impl Runtime for DockerRuntime {
 
     async fn remove_network(&self, session: &str) -> Result<(), RuntimeError> {
         let name = network_name(session);
-        match self.docker.remove_network(&name).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(engine(format!("remove network {name}"))(e)),
+        for id in self.session_networks(session).await? {
+            match self.docker.remove_network(&id).await {
+                Ok(()) => {}
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) => return Err(engine(format!("remove network {name} ({id})"))(e)),
+            }
         }
+        Ok(())
     }
 
     async fn create_instance(&self, spec: &InstanceSpec) -> Result<InstanceHandle, RuntimeError> {
