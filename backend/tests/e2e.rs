@@ -166,6 +166,25 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM; waits for the process to exit.
+    async fn terminate(&mut self, within: Duration) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + within;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "drydock did not exit on SIGTERM:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -300,7 +319,9 @@ impl Term {
         match ServerFrame::decode(b).unwrap() {
             ServerFrame::Output(o) => {
                 self.screen.push_str(&String::from_utf8_lossy(&o));
-                self.send(ClientFrame::Ack(o.len() as u32)).await;
+                // Best effort: the server may be closing the connection.
+                let ack = ClientFrame::Ack(o.len() as u32).encode();
+                let _ = self.ws.send(Message::Binary(ack)).await;
             }
             ServerFrame::ReplayEnd => self.replay_done = true,
             _ => {}
@@ -508,7 +529,17 @@ async fn restart_adopts_sessions_and_replays_the_screen() {
     t.type_line("echo AGAIN-$((1+1))").await;
     t.expect("AGAIN-2", SHORT).await;
 
-    second.delete(&id, &token).await;
+    // A graceful stop closes terminals and leaves the session running for the next start.
+    let mut second = second;
+    second.terminate(Duration::from_secs(10)).await;
+    let (code, reason) = t.closed(Duration::from_secs(1)).await;
+    assert_eq!((code, reason.as_str()), (1001, "server restarting"));
+    assert_eq!(labelled(&format!("drydock.session={id}")), (1, 1, 1));
+    let third = Server::start(dir.path(), &[]).await;
+    let (status, v) = third.get(&id, &token).await;
+    assert_eq!(status, 200, "{v}");
+
+    third.delete(&id, &token).await;
     assert_eq!(labelled(&format!("drydock.session={id}")), (0, 0, 0));
 }
 

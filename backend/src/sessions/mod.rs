@@ -723,7 +723,7 @@ impl Sessions {
             )));
         };
         inst.cancel.cancel();
-        let _ = inst.ended.send(Some("instance removed".into()));
+        let _ = inst.ended.send_replace(Some("instance removed".into()));
         self.runtime
             .remove_instance(&id, name)
             .await
@@ -783,9 +783,9 @@ impl Sessions {
         }
         let msg = reason.message();
         live.cancel.cancel();
-        let _ = live.ended.send(Some(msg.to_owned()));
+        let _ = live.ended.send_replace(Some(msg.to_owned()));
         for i in lock(&live.instances).values() {
-            let _ = i.ended.send(Some(msg.to_owned()));
+            let _ = i.ended.send_replace(Some(msg.to_owned()));
         }
         let mut result = Ok(());
         for attempt in 0..3 {
