@@ -17,6 +17,7 @@ export class PortsBar {
   constructor(private readonly sessionId: string) {}
 
   setInstance(name: string | null): void {
+    if (name === this.instance) return;
     this.instance = name;
     this.last = '';
     this.render([]);

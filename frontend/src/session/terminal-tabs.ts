@@ -58,6 +58,8 @@ export class TerminalTabs {
     if (!this.active || !this.tabs.has(this.active)) {
       const first = instances[0]?.name;
       if (first) this.select(first);
+    } else {
+      this.syncPorts();
     }
   }
 
@@ -73,7 +75,13 @@ export class TerminalTabs {
         if (!focusTerminal) tab.button.focus();
       }
     }
-    this.ports.setInstance(name);
+    this.syncPorts();
+  }
+
+  /** Polls ports of the active instance once it is ready (a starting one has none to report). */
+  private syncPorts(): void {
+    const tab = this.active ? this.tabs.get(this.active) : undefined;
+    this.ports.setInstance(tab && tab.instance.state === 'ready' ? tab.instance.name : null);
   }
 
   /** Types a command (byte for byte, lines joined with \n) and Enter into the active terminal. */
