@@ -7,7 +7,7 @@
 //        tests against it; for UI work while the real server is not available)
 
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -80,6 +80,12 @@ async function closeSession(page) {
   page.once('dialog', (d) => void d.accept());
   await page.locator('[data-testid=close]').click();
   await page.waitForURL(`${base}/`, { timeout: 30_000 });
+}
+
+if (!existsSync(executablePath)) {
+  console.log(`FAIL no browser at ${executablePath}: apt-get install -y chromium (or set CHROMIUM=)`);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
 }
 
 let mock = null;
@@ -188,6 +194,7 @@ if (started) {
     assert((text.match(/^before-reload\s*$/gm) ?? []).length === 1, `scrollback shows twice or not at all:\n${text}`);
     await typeCommand(page, 'echo mark=$DRYDOCK_MARK');
     await waitForText(page, /^mark=reattached\s*$/m);
+    await page.screenshot({ path: path.join(artifacts, 'session-page.png') });
   });
 
   await step('add an instance (node2 tab, its own shell), then remove it', async () => {
@@ -223,8 +230,7 @@ if (started) {
     await waitForText(page, /^new-shell-42\s*$/m);
   });
 
-  await step('session page screenshots (laptop and phone)', async () => {
-    await page.screenshot({ path: path.join(artifacts, 'session-page.png') });
+  await step('session page on a phone-sized screen', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(artifacts, 'session-page-phone.png') });
@@ -264,6 +270,8 @@ if (lesson) {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(artifacts, 'lesson-session-phone.png') });
+    const [lessonBox, termBox] = [await page.locator('.lesson-pane').boundingBox(), await page.locator('.term-pane').boundingBox()];
+    assert(lessonBox && termBox && lessonBox.y + lessonBox.height <= termBox.y + 1, 'on a phone the lesson pane is not above the terminal');
     await page.setViewportSize({ width: 1366, height: 768 });
     await closeSession(page);
   });
