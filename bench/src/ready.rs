@@ -1,0 +1,106 @@
+//! Session ready time: from `POST /api/v1/sessions` to a shell prompt on node1's terminal
+//! (cold: a new container each time), split into its steps; and the time to add an instance
+//! (`POST …/instances` to a prompt on it). Sessions are created one after another.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::report::{Report, Row, Target};
+use crate::{progress, Ctx};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Do not measure adding an instance.
+    #[arg(long)]
+    pub no_add_instance: bool,
+    /// Seconds to wait between runs (lets the engine settle after a delete).
+    #[arg(long, default_value_t = 1.0)]
+    pub pause_secs: f64,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
+    let runs = ctx.runs_or(5);
+    let (mut total, mut post, mut ready, mut prompt) = (vec![], vec![], vec![], vec![]);
+    let (mut add_total, mut add_post, mut delete) = (vec![], vec![], vec![]);
+    for i in 0..runs {
+        let t0 = Instant::now();
+        let opened = ctx.open_session().await?;
+        let s = opened.session.clone();
+        let mut term = ctx.prompt(&s, "node1", "bench").await?;
+        let took = t0.elapsed();
+        total.push(secs(took));
+        post.push(secs(opened.created));
+        ready.push(secs(opened.ready));
+        prompt.push(secs(took - opened.ready));
+        let mut line = format!(
+            "ready run {}/{runs}: {:.3} s (POST {:.3} s, instance ready {:.3} s, attach+prompt {:.3} s)",
+            i + 1,
+            secs(took),
+            secs(opened.created),
+            secs(opened.ready),
+            secs(took - opened.ready)
+        );
+        if !args.no_add_instance {
+            let t1 = Instant::now();
+            let inst = ctx.api.add_instance(&s).await?;
+            add_post.push(secs(t1.elapsed()));
+            ctx.api
+                .wait_ready(&s, &inst.name, ctx.ready_timeout)
+                .await?;
+            let t2 = ctx.prompt(&s, &inst.name, "bench").await?;
+            let took = t1.elapsed();
+            add_total.push(secs(took));
+            line += &format!("; add {}: {:.3} s", inst.name, secs(took));
+            t2.close().await;
+        }
+        term.flush_acks().await?;
+        term.close().await;
+        let td = Instant::now();
+        ctx.api.delete_session(&s).await?;
+        delete.push(secs(td.elapsed()));
+        line += &format!("; delete {:.3} s", secs(td.elapsed()));
+        progress!("{line}");
+        if i + 1 < runs {
+            tokio::time::sleep(Duration::from_secs_f64(args.pause_secs)).await;
+        }
+    }
+    let mut rows = vec![
+        Row::new("session ready, cold (POST → shell prompt)", "s", &total)
+            .target(Target::median_at_most(1.5)),
+        Row::new("… of which POST answered (container created)", "s", &post),
+        Row::new(
+            "… of which POST → instance `ready` (polled every 10 ms)",
+            "s",
+            &ready,
+        ),
+        Row::new("… of which terminal attach → prompt", "s", &prompt),
+        Row::missing(
+            "session ready, warm pool",
+            "not available yet (the server has no warm pool); target median ≤ 150 ms",
+        ),
+    ];
+    if !args.no_add_instance {
+        rows.push(Row::new(
+            "add an instance (POST → shell prompt on it)",
+            "s",
+            &add_total,
+        ));
+        rows.push(Row::new("… of which POST answered", "s", &add_post));
+    }
+    rows.push(Row::new("delete a session (DELETE answered)", "s", &delete));
+    Ok(Report {
+        measurement: "ready".into(),
+        rows,
+        details: json!({
+            "runs": runs,
+            "total_s": total, "post_s": post, "ready_s": ready, "prompt_s": prompt,
+            "add_instance_s": add_total, "add_instance_post_s": add_post, "delete_s": delete,
+        }),
+    })
+}
