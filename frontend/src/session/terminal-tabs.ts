@@ -70,6 +70,7 @@ export class TerminalTabs {
       tab.button.setAttribute('aria-selected', String(on));
       tab.button.tabIndex = on ? 0 : -1;
       tab.panel.hidden = !on;
+      if (on) this.ensureTerminal(tab);
       if (on && tab.terminal) {
         tab.terminal.show(true);
         if (!focusTerminal) tab.button.focus();
@@ -130,17 +131,20 @@ export class TerminalTabs {
     const { instance } = tab;
     tab.item.dataset.state = instance.state;
     if (instance.state === 'ready') {
-      if (!tab.terminal) {
-        tab.panel.textContent = '';
-        tab.terminal = new InstanceTerminal(this.sessionId, instance.name);
-        tab.panel.append(tab.terminal.element);
-        tab.terminal.start();
-        if (this.active === instance.name) tab.terminal.show(true);
-      }
+      // xterm measures its container, so a terminal is created when its tab is first shown.
+      if (!tab.terminal && this.active === instance.name) this.ensureTerminal(tab);
     } else if (!tab.terminal) {
       const msg = instance.state === 'failed' ? t('instanceFailed', { name: instance.name }) : t('instanceStarting', { name: instance.name });
       replaceChildren(tab.panel, h('div', { class: `term-placeholder state-${instance.state}` }, instance.state === 'starting' && h('span', { class: 'spinner', 'aria-hidden': 'true' }), ' ', msg, instance.error ? ` ${instance.error}` : ''));
     }
+  }
+
+  private ensureTerminal(tab: Tab): void {
+    if (tab.terminal || tab.instance.state !== 'ready') return;
+    tab.panel.textContent = '';
+    tab.terminal = new InstanceTerminal(this.sessionId, tab.instance.name);
+    tab.panel.append(tab.terminal.element);
+    tab.terminal.start();
   }
 
   private drop(name: string, tab: Tab): void {
@@ -148,7 +152,11 @@ export class TerminalTabs {
     tab.item.remove();
     tab.panel.remove();
     this.tabs.delete(name);
-    if (this.active === name) this.active = null;
+    if (this.active === name) {
+      this.active = null;
+      const first = this.tabs.keys().next();
+      if (!first.done) this.select(first.value);
+    }
   }
 
   private tabKey(ev: KeyboardEvent, name: string): void {
