@@ -21,6 +21,7 @@ export interface LessonSummary {
   title: string;
   template: string;
   minutes?: number;
+  summary?: string;
   steps?: number | unknown[];
 }
 export interface LessonStep {

@@ -66,6 +66,7 @@ const lessons = withLessons
         template: 'docker',
         minutes: 5,
         title: { en: 'Mock lesson: shell basics', zh: '模拟课程：shell 基础' },
+        summary: { en: 'Run a command, make a file.', zh: '运行一条命令，创建一个文件。' },
         steps: [
           {
             title: { en: 'Say hello', zh: '打个招呼' },
@@ -150,6 +151,7 @@ function lessonView(l, lang, full) {
     title: pick(l.title),
     template: l.template,
     minutes: l.minutes,
+    summary: pick(l.summary),
     steps: full ? l.steps.map((s) => ({ title: pick(s.title), html: pick(s.html) })) : l.steps.length,
   };
 }

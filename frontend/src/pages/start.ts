@@ -94,6 +94,7 @@ export function mountStart(root: HTMLElement): Cleanup {
                 onclick: () => void start({ template: l.template || 'docker', lesson: l.id, lang: lang() }),
               },
               h('span', { class: 'card-title' }, l.title),
+              l.summary ? h('span', { class: 'card-summary' }, l.summary) : null,
               h('span', { class: 'card-hint' }, meta),
             ),
           );
