@@ -153,6 +153,11 @@ if (started) {
     await waitForText(page, /^42\s*$/m);
   });
 
+  await step('CJK output shows (UTF-8 input and output)', async () => {
+    await page.evaluate(() => window.__drydock.run('echo 你好-$((6*7))'));
+    await waitForText(page, /^你好-42\s*$/m);
+  });
+
   await step('Ctrl+C without a selection interrupts the shell', async () => {
     await typeCommand(page, 'sleep 600; echo not-interrupted');
     await page.waitForTimeout(500);

@@ -187,13 +187,19 @@ export class TerminalTabs {
 
   private async remove(name: string): Promise<void> {
     if (!confirm(t('removeConfirm', { name }))) return;
+    const tab = this.tabs.get(name);
+    if (!tab) return;
+    // Stop the terminal first: it must not try to reconnect to an instance being deleted.
+    tab.terminal?.dispose();
+    tab.terminal = null;
+    tab.panel.textContent = '';
     try {
       await api.removeInstance(this.sessionId, name);
-      const tab = this.tabs.get(name);
-      if (tab) this.drop(name, tab);
-      await this.refresh();
+      if (this.tabs.get(name) === tab) this.drop(name, tab);
     } catch (e) {
       this.notice.textContent = t('requestFailed', { error: errorText(e) });
+      if (this.active === name) this.ensureTerminal(tab);
     }
+    await this.refresh();
   }
 }
