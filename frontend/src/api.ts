@@ -27,6 +27,14 @@ export interface LessonSummary {
 export interface LessonStep {
   title?: string;
   html: string;
+  /** false (under either name) when the step has no check script. */
+  check?: boolean | unknown;
+  has_check?: boolean;
+}
+
+/** Whether a step offers a Check (assumed so unless the server says otherwise). */
+export function stepHasCheck(step: LessonStep | undefined): boolean {
+  return !!step && step.has_check !== false && step.check !== false && step.check !== null;
 }
 export interface Lesson extends LessonSummary {
   steps: LessonStep[];

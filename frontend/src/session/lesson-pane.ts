@@ -2,7 +2,7 @@
 // previous/next navigation, runnable code blocks that type into the active terminal, copy
 // buttons on other code blocks, and the step's Check button with pass/fail feedback.
 
-import { api, errorText, type Lesson } from '../api';
+import { api, errorText, stepHasCheck, type Lesson } from '../api';
 import { h, replaceChildren } from '../dom';
 import { lang, t } from '../i18n';
 
@@ -55,7 +55,7 @@ export class LessonPane {
       h('p', { class: 'step-count' }, t('stepOf', { n: n + 1, total })),
       heading,
       content,
-      h('div', { class: 'check-row' }, checkBtn, result),
+      stepHasCheck(step) && h('div', { class: 'check-row' }, checkBtn, result),
       h(
         'nav',
         { class: 'step-nav', 'aria-label': t('lesson') },

@@ -1,6 +1,6 @@
 // Unit tests of the API helpers that need no browser.
 import { describe, expect, it } from 'vitest';
-import { templateNames } from '../../src/api';
+import { stepHasCheck, templateNames } from '../../src/api';
 
 describe('templateNames', () => {
   it('reads the plausible shapes of a /templates answer', () => {
@@ -14,5 +14,17 @@ describe('templateNames', () => {
     expect(templateNames(null)).toEqual([]);
     expect(templateNames({ error: 'not found' })).toEqual([]);
     expect(templateNames([1, null, {}])).toEqual([]);
+  });
+});
+
+describe('stepHasCheck', () => {
+  it('assumes a check unless the step says it has none', () => {
+    expect(stepHasCheck({ html: '' })).toBe(true);
+    expect(stepHasCheck({ html: '', check: true })).toBe(true);
+    expect(stepHasCheck({ html: '', check: { file: 'check.sh' } })).toBe(true);
+    expect(stepHasCheck({ html: '', check: false })).toBe(false);
+    expect(stepHasCheck({ html: '', check: null })).toBe(false);
+    expect(stepHasCheck({ html: '', has_check: false })).toBe(false);
+    expect(stepHasCheck(undefined)).toBe(false);
   });
 });
