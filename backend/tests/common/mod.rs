@@ -1,5 +1,8 @@
-//! Shared test helpers: a fake [`Runtime`] for tests that need no Docker.
+//! Shared test helpers: a fake [`Runtime`] for tests that need no Docker, and (`e2e`) the
+//! real server against the real dockerd.
 #![allow(dead_code)]
+
+pub mod e2e;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -10,10 +13,13 @@ use drydock::runtime::{
     InstanceHandle, InstanceSpec, NetworkInfo, Owned, OwnedInstance, Runtime, RuntimeError,
 };
 
-/// Keeps "containers" and "networks" in memory; agents never answer (port 9 is refused).
+/// Keeps "containers" and "networks" in memory; agents never answer (port 9 is refused)
+/// unless `agent_addr` points at a fake agent.
 #[derive(Default)]
 pub struct FakeRuntime {
     pub state: Mutex<FakeState>,
+    /// Where every instance's "agent" is (default 127.0.0.1:9, which refuses).
+    pub agent_addr: Mutex<Option<SocketAddr>>,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -27,6 +33,12 @@ pub struct FakeState {
 impl FakeRuntime {
     pub fn snapshot(&self) -> FakeState {
         self.state.lock().unwrap().clone()
+    }
+    fn agent(&self) -> SocketAddr {
+        self.agent_addr
+            .lock()
+            .unwrap()
+            .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap())
     }
     pub fn is_empty(&self) -> bool {
         let s = self.state.lock().unwrap();
@@ -61,7 +73,7 @@ impl Runtime for FakeRuntime {
             .insert((spec.session.clone(), spec.name.clone()), spec.clone());
         Ok(InstanceHandle {
             container_id: format!("fake-{}", s.created),
-            agent_addr: "127.0.0.1:9".parse::<SocketAddr>().unwrap(),
+            agent_addr: self.agent(),
         })
     }
     async fn remove_instance(&self, session: &str, name: &str) -> Result<(), RuntimeError> {
@@ -83,7 +95,7 @@ impl Runtime for FakeRuntime {
                     name: name.clone(),
                     container_id: format!("fake-{session}-{name}"),
                     running: true,
-                    agent_addr: Some("127.0.0.1:9".parse().unwrap()),
+                    agent_addr: Some(self.agent()),
                 })
                 .collect(),
             networks: s.networks.iter().cloned().collect(),
@@ -103,7 +115,7 @@ impl Runtime for FakeRuntime {
                 name: name.to_owned(),
                 container_id: format!("fake-{session}-{name}"),
                 running: true,
-                agent_addr: Some("127.0.0.1:9".parse().unwrap()),
+                agent_addr: Some(self.agent()),
             }))
     }
 }
