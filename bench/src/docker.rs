@@ -32,6 +32,8 @@ async fn docker(args: &[&str]) -> Result<String> {
 #[derive(Debug, Clone)]
 pub struct Container {
     pub id: String,
+    /// The container's init process on the host (0 when not running).
+    pub pid: u32,
     pub ip: Option<IpAddr>,
     pub agent_secret: Option<String>,
 }
@@ -58,8 +60,10 @@ pub async fn inspect(name: &str) -> Result<Container> {
                 .map(str::to_owned)
         })
     });
+    let pid = c["State"]["Pid"].as_u64().unwrap_or(0) as u32;
     Ok(Container {
         id,
+        pid,
         ip,
         agent_secret,
     })
@@ -146,14 +150,15 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// RSS in KiB of the container's processes, summed by command name.
 pub async fn process_rss(name: &str) -> Result<BTreeMap<String, u64>> {
-    let text = docker(&["top", name, "-eo", "rss,comm"]).await?;
+    // docker top needs a PID column.
+    let text = docker(&["top", name, "-eo", "pid,rss,comm"]).await?;
     Ok(parse_top(&text))
 }
 
 pub fn parse_top(text: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for line in text.lines().skip(1) {
-        let mut it = line.split_whitespace();
+        let mut it = line.split_whitespace().skip(1);
         let (Some(rss), Some(comm)) = (it.next(), it.next()) else {
             continue;
         };
@@ -162,6 +167,22 @@ pub fn parse_top(text: &str) -> BTreeMap<String, u64> {
         }
     }
     out
+}
+
+/// RSS in KiB of the host process that parents the container's init (containerd-shim),
+/// which lives outside the container's cgroup but exists once per instance.
+pub fn shim_rss_kib(init_pid: u32) -> Option<u64> {
+    if init_pid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{init_pid}/status")).ok()?;
+    let ppid = crate::report::parse_kib_field(&status, "PPid")?;
+    let parent = std::fs::read_to_string(format!("/proc/{ppid}/status")).ok()?;
+    parent
+        .lines()
+        .next()
+        .filter(|l| l.contains("containerd-shim"))?;
+    crate::report::parse_kib_field(&parent, "VmRSS")
 }
 
 /// The container's cgroup memory: (usage, rss, cache) in bytes; cgroup v1 or v2.
@@ -214,7 +235,7 @@ mod tests {
 
     #[test]
     fn top_sums_by_command() {
-        let t = "RSS COMMAND\n5000 drydock-agent\n40000 dockerd\n30000 containerd\n3000 bash\n3100 bash\n";
+        let t = "PID RSS COMMAND\n1 5000 drydock-agent\n20 40000 dockerd\n30 30000 containerd\n40 3000 bash\n41 3100 bash\n";
         let m = parse_top(t);
         assert_eq!(m["bash"], 6100);
         assert_eq!(m["dockerd"], 40000);

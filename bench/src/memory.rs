@@ -165,6 +165,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
         let stats = docker::stats_memory(&names).await?;
         let stats_mib: Vec<f64> = stats.values().map(|b| *b as f64 / 1048576.0).collect();
         let (mut cg_usage, mut cg_rss, mut cg_cache) = (vec![], vec![], vec![]);
+        let (mut shim, mut proc_sum) = (vec![], vec![]);
         let mut procs: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
         for name in &names {
             if let Ok(c) = docker::inspect(name).await {
@@ -173,9 +174,13 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
                     cg_rss.push(r as f64 / 1048576.0);
                     cg_cache.push(c as f64 / 1048576.0);
                 }
+                if let Some(k) = docker::shim_rss_kib(c.pid) {
+                    shim.push(mib(k));
+                }
             }
             match docker::process_rss(name).await {
                 Ok(m) => {
+                    proc_sum.push(mib(m.values().sum()));
                     for (comm, kib) in m {
                         procs.entry(comm).or_default().push(mib(kib));
                     }
@@ -194,6 +199,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             cg_rss,
             cg_cache,
             procs,
+            shim,
+            proc_sum,
         ))
     }
     .await;
@@ -204,8 +211,20 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     for s in &sessions {
         ctx.close(s).await;
     }
-    let (rss0, rss1, rss2, per_session, per_terminal, stats_mib, cg_usage, cg_rss, cg_cache, procs) =
-        result?;
+    let (
+        rss0,
+        rss1,
+        rss2,
+        per_session,
+        per_terminal,
+        stats_mib,
+        cg_usage,
+        cg_rss,
+        cg_cache,
+        procs,
+        shim,
+        proc_sum,
+    ) = result?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = vm_rss_kib(pid).ok();
     let avg_session = (mib(rss1) - mib(rss0)) / n as f64;
@@ -233,26 +252,50 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     ];
     for comm in ["drydock-agent", "dockerd", "containerd", "bash"] {
         if let Some(v) = procs.get(comm) {
-            rows.push(Row::new(format!("idle instance: {comm} RSS"), "MiB", v));
+            rows.push(Row::new(
+                format!("idle instance: {comm} RSS (incl. shared file pages)"),
+                "MiB",
+                v,
+            ));
         }
     }
-    // Extrapolation to the target VM.
-    if let Some(inst) = summarize(&stats_mib) {
-        let per = inst.median + avg_session.max(0.0) + avg_terminal.max(0.0);
+    rows.push(Row::new(
+        "idle instance: sum of its processes' RSS (incl. shared file pages)",
+        "MiB",
+        &proc_sum,
+    ));
+    rows.push(Row::new(
+        "idle instance: containerd-shim RSS on the host (outside the cgroup)",
+        "MiB",
+        &shim,
+    ));
+    // Extrapolation to the target VM: the instance's cgroup charge (what the kernel
+    // attributes to it; binaries' pages are shared between instances) plus its shim and
+    // the server's share; and a conservative figure counting every process's full RSS.
+    let med = |v: &[f64]| summarize(v).map(|s| s.median);
+    let server_share = avg_session.max(0.0) + avg_terminal.max(0.0);
+    let shim_m = med(&shim).unwrap_or(0.0);
+    if let Some(inst) = med(&cg_usage).or(med(&stats_mib)) {
+        let per = inst + shim_m + server_share;
         let fit = (args.vm_gib - args.reserve_gib) * 1024.0 / per;
+        let conservative = med(&proc_sum).map(|p| {
+            let per = p + shim_m + server_share;
+            ((args.vm_gib - args.reserve_gib) * 1024.0 / per, per)
+        });
         rows.push(
             Row::new(
-                format!(
-                    "idle sessions that fit in {:.0} GiB (extrapolated)",
-                    args.vm_gib
-                ),
+                format!("idle sessions that fit in {:.0} GiB (extrapolated)", args.vm_gib),
                 "sessions",
                 &[fit.floor()],
             )
             .target(Target::median_at_least(100.0))
             .note(format!(
-                "({:.0} − {:.0} GiB reserve) / {per:.0} MiB per session; memory only, not measured",
-                args.vm_gib, args.reserve_gib
+                "({:.0} − {:.0} GiB reserve) / {per:.0} MiB per session (cgroup + shim + server){}; memory only, not measured",
+                args.vm_gib,
+                args.reserve_gib,
+                conservative
+                    .map(|(f, p)| format!("; counting full process RSS {p:.0} MiB → {:.0}", f.floor()))
+                    .unwrap_or_default()
             )),
         );
     }
@@ -266,7 +309,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             "per_session_mib": per_session, "per_terminal_mib": per_terminal,
             "instance_docker_stats_mib": stats_mib, "instance_cgroup_usage_mib": cg_usage,
             "instance_cgroup_rss_mib": cg_rss, "instance_cgroup_cache_mib": cg_cache,
-            "instance_process_rss_mib": procs,
+            "instance_process_rss_mib": procs, "instance_process_rss_sum_mib": proc_sum,
+            "instance_shim_rss_mib": shim,
             "host_mem_available_mib": meminfo_kib("MemAvailable").map(mib),
         }),
     })
