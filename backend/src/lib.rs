@@ -6,6 +6,7 @@ pub mod agent_client;
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod lessons;
 pub mod metrics;
 pub mod relay;
 pub mod runtime;

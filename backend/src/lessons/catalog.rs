@@ -168,6 +168,8 @@ pub struct Loaded {
     /// The lesson, when nothing in it is wrong.
     pub lesson: Option<Lesson>,
     pub problems: Vec<Problem>,
+    /// `lesson.toml` as shown in problems.
+    pub manifest_file: String,
     /// The manifest's `images`, with the line of each (for lint).
     pub images: Vec<(String, usize)>,
     /// The step check scripts found: (file shown, script), for lint's `bash -n`.
@@ -179,6 +181,7 @@ pub fn load_lesson(tree: &Tree, id: &str) -> Loaded {
     let mut out = Loaded::default();
     let toml_rel = format!("{id}/lesson.toml");
     let toml_file = tree.show(&toml_rel);
+    out.manifest_file = toml_file.clone();
     let Some(bytes) = tree.files.get(&toml_rel) else {
         out.problems.push(Problem::new(
             tree.show(id),
@@ -250,8 +253,11 @@ pub fn load_lesson(tree: &Tree, id: &str) -> Loaded {
                 expected.join(", ")
             ),
         };
-        out.problems
-            .push(Problem::new(tree.show(&format!("{steps_rel}/{f}")), None, why));
+        out.problems.push(Problem::new(
+            tree.show(&format!("{steps_rel}/{f}")),
+            None,
+            why,
+        ));
     }
 
     let mut steps = Vec::new();
@@ -309,7 +315,10 @@ fn utf8<'a>(bytes: &'a [u8], shown: &str, problems: &mut Vec<Problem>) -> Option
             Some(t)
         }
         Err(e) => {
-            let line = line_of(&String::from_utf8_lossy(&bytes[..e.valid_up_to()]), usize::MAX);
+            let line = line_of(
+                &String::from_utf8_lossy(&bytes[..e.valid_up_to()]),
+                usize::MAX,
+            );
             problems.push(Problem::new(shown, Some(line), "not UTF-8 text"));
             None
         }
@@ -368,7 +377,13 @@ fn load_step(
         rendered.push((lang, shown, r));
     }
     if let [(_, en_file, en), (_, zh_file, zh)] = rendered.as_slice() {
-        compare_runnable(en_file, &en.runnable, zh_file, &zh.runnable, &mut out.problems);
+        compare_runnable(
+            en_file,
+            &en.runnable,
+            zh_file,
+            &zh.runnable,
+            &mut out.problems,
+        );
     }
 
     let check = match &entry.check {
@@ -381,7 +396,10 @@ fn load_step(
                     out.problems.push(Problem::new(
                         &shown,
                         None,
-                        format!("missing: lesson.toml names {:?} as this step's check", c.get_ref()),
+                        format!(
+                            "missing: lesson.toml names {:?} as this step's check",
+                            c.get_ref()
+                        ),
                     ));
                     None
                 }
@@ -474,7 +492,10 @@ fn compare_runnable(
             let extra = &zh[en.len()];
             (
                 extra.line,
-                format!("runnable block `{}` is not in {en_name}", short(&extra.text)),
+                format!(
+                    "runnable block `{}` is not in {en_name}",
+                    short(&extra.text)
+                ),
             )
         };
         problems.push(Problem::new(
@@ -587,7 +608,8 @@ impl Catalog {
 
     /// The lesson, or [`LessonError::NotFound`].
     pub fn lesson(&self, id: &str) -> Result<&Arc<Lesson>, LessonError> {
-        self.get(id).ok_or_else(|| LessonError::NotFound(id.to_owned()))
+        self.get(id)
+            .ok_or_else(|| LessonError::NotFound(id.to_owned()))
     }
 }
 
@@ -606,11 +628,15 @@ mod tests {
         assert_eq!(w.steps[0].title.en, "Pull your first image");
         assert_eq!(w.steps[0].title.zh, "拉取你的第一个镜像");
         assert_eq!(w.steps[0].commands, ["docker pull docker/whalesay"]);
-        assert!(w.steps[0].check.as_ref().unwrap().script.starts_with("#!/usr/bin/env bash"));
         assert!(w.steps[0]
-            .html
-            .zh
-            .contains("<pre><code class=\"language-sh runnable\">docker pull docker/whalesay</code></pre>"));
+            .check
+            .as_ref()
+            .unwrap()
+            .script
+            .starts_with("#!/usr/bin/env bash"));
+        assert!(w.steps[0].html.zh.contains(
+            "<pre><code class=\"language-sh runnable\">docker pull docker/whalesay</code></pre>"
+        ));
         let d = c.get("dockerfile").unwrap();
         assert_eq!(d.steps[0].commands, ["vi Dockerfile", "cat Dockerfile"]);
         assert_eq!(d.origin, "lessons");
@@ -649,7 +675,10 @@ mod tests {
         let ids: Vec<&str> = c.lessons().iter().map(|l| l.id.as_str()).collect();
         assert_eq!(ids, ["whalesay", "dockerfile", "zeta"]);
         assert_eq!(c.get("whalesay").unwrap().minutes, 42);
-        assert_eq!(c.get("whalesay").unwrap().origin, dir.path().display().to_string());
+        assert_eq!(
+            c.get("whalesay").unwrap().origin,
+            dir.path().display().to_string()
+        );
         assert_eq!(c.get("dockerfile").unwrap().origin, "lessons");
     }
 
@@ -659,7 +688,10 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("x/steps/01-a")).unwrap();
         std::fs::write(dir.path().join("x/lesson.toml"), "id = \"x\"\n").unwrap();
         let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
-        assert!(e.contains("x/lesson.toml:1: invalid lesson.toml: missing field"), "{e}");
+        assert!(
+            e.contains("x/lesson.toml:1: invalid lesson.toml: missing field"),
+            "{e}"
+        );
         assert!(matches!(
             Catalog::load(Some(&dir.path().join("nope"))),
             Err(LessonError::ReadDir { .. })

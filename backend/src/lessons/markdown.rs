@@ -89,7 +89,9 @@ pub fn render(md: &str) -> Rendered {
                 Event::Text(t) => c.text.push_str(&t),
                 Event::End(TagEnd::CodeBlock) => {
                     let c = code.take().expect("inside a code block");
-                    out.push(Event::Html(code_block(&c, &mut runnable, &mut problems).into()));
+                    out.push(Event::Html(
+                        code_block(&c, &mut runnable, &mut problems).into(),
+                    ));
                 }
                 _ => {}
             }
@@ -138,9 +140,13 @@ pub fn render(md: &str) -> Rendered {
                 }
                 out.push(Event::End(TagEnd::Heading(level)));
             }
-            Event::Text(t) | Event::Code(t) if in_title => {
+            Event::Text(t) if in_title => {
                 title_text.push_str(&t);
                 out.push(Event::Text(t));
+            }
+            Event::Code(t) if in_title => {
+                title_text.push_str(&t);
+                out.push(Event::Code(t));
             }
             Event::Html(h) | Event::InlineHtml(h) => {
                 let shown: String = h.trim().chars().take(40).collect();
@@ -155,7 +161,9 @@ pub fn render(md: &str) -> Rendered {
             Event::Start(Tag::Image { dest_url, .. }) => {
                 problems.push((
                     line,
-                    format!("images are not used in lessons (only their text is shown): {dest_url}"),
+                    format!(
+                        "images are not used in lessons (only their text is shown): {dest_url}"
+                    ),
                 ));
             }
             Event::End(TagEnd::Image) => {}
@@ -177,7 +185,9 @@ pub fn render(md: &str) -> Rendered {
                     dropped_links.push(true);
                     problems.push((
                         line,
-                        format!("links must be https:// (this one is shown as plain text): {dest_url}"),
+                        format!(
+                            "links must be https:// (this one is shown as plain text): {dest_url}"
+                        ),
                     ));
                 }
             }
@@ -199,7 +209,11 @@ pub fn render(md: &str) -> Rendered {
     }
 }
 
-fn code_block(c: &Code, runnable: &mut Vec<Runnable>, problems: &mut Vec<(usize, String)>) -> String {
+fn code_block(
+    c: &Code,
+    runnable: &mut Vec<Runnable>,
+    problems: &mut Vec<(usize, String)>,
+) -> String {
     let info = c.info.as_str();
     let words: Vec<&str> = info.split_whitespace().collect();
     let body = escape_html(&c.text);
@@ -215,7 +229,11 @@ fn code_block(c: &Code, runnable: &mut Vec<Runnable>, problems: &mut Vec<(usize,
         if text.contains("```") {
             problems.push((c.line, "a runnable block must not contain ```".into()));
         }
-        if text.lines().last().is_some_and(|l| l.trim_end().ends_with('\\')) {
+        if text
+            .lines()
+            .last()
+            .is_some_and(|l| l.trim_end().ends_with('\\'))
+        {
             problems.push((
                 c.line,
                 "a runnable block must not end with a backslash line (Enter would wait for more)"
@@ -257,7 +275,11 @@ mod tests {
         let r = render(md);
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert_eq!(r.title.as_deref(), Some("Pull an image"));
-        assert!(r.html.starts_with("<h1>Pull <code>an</code> image</h1>"), "{}", r.html);
+        assert!(
+            r.html.starts_with("<h1>Pull <code>an</code> image</h1>"),
+            "{}",
+            r.html
+        );
         assert!(
             r.html.contains(
                 "<pre><code class=\"language-sh runnable\">docker run x &lt;y&gt; &amp;&amp; echo &quot;a&quot;</code></pre>"
@@ -265,8 +287,18 @@ mod tests {
             "{}",
             r.html
         );
-        assert!(r.html.contains("<pre><code class=\"language-sh copy\">curl https://x\n</code></pre>"), "{}", r.html);
-        assert!(r.html.contains("<pre><code class=\"language-text\">&lt; boo &gt;\n</code></pre>"), "{}", r.html);
+        assert!(
+            r.html
+                .contains("<pre><code class=\"language-sh copy\">curl https://x\n</code></pre>"),
+            "{}",
+            r.html
+        );
+        assert!(
+            r.html
+                .contains("<pre><code class=\"language-text\">&lt; boo &gt;\n</code></pre>"),
+            "{}",
+            r.html
+        );
         assert_eq!(
             r.runnable,
             vec![Runnable {
@@ -280,7 +312,11 @@ mod tests {
     fn multi_line_runnable_keeps_its_lines() {
         let r = render("# T\n\n```sh run\ncd ~\nls -l\n```\n");
         assert_eq!(r.runnable[0].text, "cd ~\nls -l");
-        assert!(r.html.contains("runnable\">cd ~\nls -l</code>"), "{}", r.html);
+        assert!(
+            r.html.contains("runnable\">cd ~\nls -l</code>"),
+            "{}",
+            r.html
+        );
     }
 
     #[test]
@@ -289,7 +325,11 @@ mod tests {
         let r = render(md);
         assert!(!r.html.contains("<script"), "{}", r.html);
         assert!(!r.html.contains("<img"), "{}", r.html);
-        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", r.html);
+        assert!(
+            r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{}",
+            r.html
+        );
         assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
         assert_eq!(r.problems[0].0, 3);
         assert!(r.problems[0].1.contains("raw HTML"));
@@ -300,7 +340,12 @@ mod tests {
     fn only_https_links_and_no_images() {
         let md = "# T\n\n[ok](https://docs.docker.com) [bad](javascript:alert(1)) ![pic](https://x/y.png)\n";
         let r = render(md);
-        assert!(r.html.contains("<a href=\"https://docs.docker.com\">ok</a>"), "{}", r.html);
+        assert!(
+            r.html
+                .contains("<a href=\"https://docs.docker.com\">ok</a>"),
+            "{}",
+            r.html
+        );
         assert!(!r.html.contains("javascript"), "{}", r.html);
         assert!(r.html.contains(" bad "), "{}", r.html);
         assert!(!r.html.contains("<img"), "{}", r.html);

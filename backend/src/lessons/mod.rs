@@ -10,14 +10,13 @@
 //! - [`lint`]: `drydock lessons lint [DIR]`, everything the catalog validates plus `bash -n` of
 //!   the checks and the images the lessons pull;
 //! - [`checks`]: running a step's check through the instance agent's `/v1/exec`;
-//! - [`http`]: the lesson endpoints of the External API and the per-session progress.
+//! - `http`: the lesson endpoints of the External API and the per-session progress.
 //!
 //! Nothing here knows how instances run: checks go through the agent client, progress through
 //! the [`crate::store::Store`].
 
 pub mod catalog;
 pub mod checks;
-pub mod http;
 pub mod lint;
 pub mod manifest;
 pub mod markdown;
@@ -216,7 +215,10 @@ mod tests {
         assert_eq!(Lang::from_query(Some("zh-CN")).unwrap(), Lang::Zh);
         assert_eq!(Lang::from_query(Some("EN_us")).unwrap(), Lang::En);
         let e = Lang::from_query(Some("fr")).unwrap_err();
-        assert_eq!(e.to_string(), "unknown lang \"fr\": expected \"en\" or \"zh\"");
+        assert_eq!(
+            e.to_string(),
+            "unknown lang \"fr\": expected \"en\" or \"zh\""
+        );
     }
 
     #[test]
