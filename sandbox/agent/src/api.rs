@@ -170,7 +170,15 @@ async fn run_exec(
 }
 
 async fn list_ports(State(st): State<AppState>) -> Response {
-    Json(ports::listening_ports(st.own_port)).into_response()
+    let mut list = ports::listening_ports(st.own_port);
+    // k3s NodePorts have no listening socket; port preview reaches them all the same.
+    for port in st.supervisor.node_ports().await {
+        if !list.iter().any(|p| p.port == port) {
+            list.push(drydock_protocol::agent::ListeningPort { port });
+        }
+    }
+    list.sort_by_key(|p| p.port);
+    Json(list).into_response()
 }
 
 async fn get_stats(State(st): State<AppState>) -> Response {

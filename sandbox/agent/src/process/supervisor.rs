@@ -23,6 +23,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// After running this long, a crash starts the backoff from 1 s again.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 const READY_POLL: Duration = Duration::from_millis(250);
+/// k3s takes tens of seconds and each probe runs `k3s kubectl`: poll it less often.
+const K3S_READY_POLL: Duration = Duration::from_secs(1);
+/// How long a list of NodePorts is reused before `k3s kubectl` is asked again.
+const NODE_PORTS_TTL: Duration = Duration::from_secs(5);
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +50,8 @@ pub enum SpawnError {
 pub enum Readiness {
     /// `GET /_ping` on the Docker API socket answers 200 OK.
     DockerPing(PathBuf),
-    /// `k3s kubectl get nodes` lists a Ready node.
+    /// `k3s kubectl get nodes` lists a Ready node and the default service account exists
+    /// (until it does, creating a pod fails).
     K3sNodes(PathBuf),
 }
 
@@ -108,6 +113,9 @@ pub struct Supervisor {
     pub dockerd: Arc<Engine>,
     pub k3s: Arc<Engine>,
     shutdown: watch::Sender<bool>,
+    k3s_bin: PathBuf,
+    /// NodePorts of the k3s services and when they were read.
+    node_ports: tokio::sync::Mutex<Option<(Instant, Vec<u16>)>>,
 }
 
 /// dockerd's command line from the configuration.
@@ -137,6 +145,8 @@ impl Supervisor {
             dockerd: Engine::new("dockerd", config.dockerd.enabled),
             k3s: Engine::new("k3s", config.k3s.enabled),
             shutdown,
+            k3s_bin: config.k3s.bin.clone(),
+            node_ports: tokio::sync::Mutex::new(None),
         });
         if config.dockerd.enabled {
             let spec = EngineSpec {
@@ -170,6 +180,40 @@ impl Supervisor {
         [&self.dockerd, &self.k3s]
             .iter()
             .all(|e| matches!(e.status().state, EngineState::Absent | EngineState::Ready))
+    }
+
+    /// The NodePorts of k3s' services while k3s is ready (nothing is listening on them: the
+    /// kube-proxy forwards them with iptables, so `/v1/ports` adds them to what it reads from
+    /// /proc). Read with `k3s kubectl`, reused for a few seconds.
+    pub async fn node_ports(&self) -> Vec<u16> {
+        if self.k3s.status().state != EngineState::Ready {
+            return Vec::new();
+        }
+        let mut cached = self.node_ports.lock().await;
+        if let Some((at, ports)) = cached.as_ref() {
+            if at.elapsed() < NODE_PORTS_TTL {
+                return ports.clone();
+            }
+        }
+        let ports = match crate::exec::run_simple(
+            &self.k3s_bin,
+            &[
+                "kubectl",
+                "get",
+                "services",
+                "--all-namespaces",
+                "-o",
+                "jsonpath={.items[*].spec.ports[*].nodePort}",
+            ],
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            Ok(res) if res.exit_code == Some(0) => parse_node_ports(&res.output),
+            _ => Vec::new(),
+        };
+        *cached = Some((Instant::now(), ports.clone()));
+        ports
     }
 
     /// Stops restarting and SIGTERMs every running engine; returns their pids.
@@ -235,11 +279,32 @@ async fn is_ready(r: &Readiness) -> bool {
             )
             .await
             {
-                Ok(res) => res.exit_code == Some(0) && nodes_ready(&res.output),
-                Err(_) => false,
+                Ok(res) if res.exit_code == Some(0) && nodes_ready(&res.output) => {}
+                _ => return false,
             }
+            matches!(
+                crate::exec::run_simple(
+                    bin,
+                    &["kubectl", "get", "serviceaccount", "default", "-o", "name"],
+                    Duration::from_secs(10),
+                )
+                .await,
+                Ok(res) if res.exit_code == Some(0)
+            )
         }
     }
+}
+
+/// The port numbers in `kubectl get services -o jsonpath={...nodePort}` output.
+pub fn parse_node_ports(output: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = output
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| *p != 0)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// Whether `kubectl get nodes --no-headers` output lists a Ready node.
@@ -306,7 +371,10 @@ async fn run(engine: Arc<Engine>, spec: EngineSpec, mut shutdown: watch::Receive
                     spec.log.display()
                 );
                 let mut ready = false;
-                let mut poll = tokio::time::interval(READY_POLL);
+                let mut poll = tokio::time::interval(match spec.readiness {
+                    Readiness::K3sNodes(_) => K3S_READY_POLL,
+                    Readiness::DockerPing(_) => READY_POLL,
+                });
                 let status = loop {
                     tokio::select! {
                         s = &mut exit_rx => break s,
@@ -377,5 +445,12 @@ mod tests {
             "node1   NotReady    control-plane   1m   v1.30.0\n"
         ));
         assert!(!nodes_ready(""));
+    }
+
+    #[test]
+    fn node_ports_from_jsonpath() {
+        assert_eq!(parse_node_ports("30080 31000 30080\n"), vec![30080, 31000]);
+        assert!(parse_node_ports("").is_empty());
+        assert_eq!(parse_node_ports("x 0 30001"), vec![30001]);
     }
 }
