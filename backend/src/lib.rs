@@ -26,7 +26,7 @@ use store::{SqliteStore, Store};
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot create or use the data directory ({path}): {source}")]
     DataDir {
         path: String,
         source: std::io::Error,
@@ -74,12 +74,23 @@ pub async fn run(
         source,
     })?;
     let store = SqliteStore::open(&config.data_dir.join("drydock.db")).await?;
+    let server_id =
+        runtime::owner::load_or_create(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config
+                .data_dir
+                .join(runtime::owner::SERVER_ID_FILE)
+                .display()
+                .to_string(),
+            source,
+        })?;
+    tracing::info!(server_id = %server_id, "owner id of this server's containers");
     let runtime = DockerRuntime::connect(runtime::docker::DockerSettings {
         image: config.instance_image.clone(),
         cpus: config.cpus,
         memory_mb: config.memory_mb,
         pids: config.pids,
         agent_port: drydock_protocol::agent::DEFAULT_PORT,
+        server_id,
     })
     .await?;
     if let Err(e) = runtime.check().await {
@@ -101,6 +112,7 @@ pub async fn run(
         adopted = report.adopted.len(),
         cleaned = report.cleaned.len(),
         orphans_removed = report.orphans_removed.len(),
+        unowned_left = report.unowned_left.len(),
         "reconciled with the container engine"
     );
     tokio::spawn(sessions.clone().run_expiry());

@@ -5,7 +5,9 @@
 //! capabilities plus SYS_ADMIN and NET_ADMIN (never `--privileged`), seccomp/apparmor/systempaths
 //! unconfined, a private cgroup namespace, CPU/memory/pids limits, tmpfs on /run and /tmp and a
 //! named volume `drydock-<session>-<node>-docker` at /var/lib/docker. Everything carries the
-//! labels `drydock.managed=true`, `drydock.session`, `drydock.instance`.
+//! labels `drydock.managed=true`, `drydock.server` (this server's owner id, see
+//! [`super::owner`]), `drydock.session`, `drydock.instance`. Only resources with this server's
+//! id (or, from before owner ids, none) are listed as owned.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +24,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 
+use super::owner::LABEL_SERVER;
 use super::{
     InstanceHandle, InstanceSpec, NetworkInfo, Owned, OwnedInstance, Runtime, RuntimeError,
 };
@@ -43,6 +46,8 @@ pub struct DockerSettings {
     pub pids: i64,
     /// Port the agent listens on inside the instance.
     pub agent_port: u16,
+    /// This server's owner id (label `drydock.server`).
+    pub server_id: String,
 }
 
 pub struct DockerRuntime {
@@ -84,9 +89,10 @@ fn is_status(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
 
-fn labels(session: &str, instance: Option<&str>) -> HashMap<String, String> {
+fn labels(server: &str, session: &str, instance: Option<&str>) -> HashMap<String, String> {
     let mut l = HashMap::from([
         (LABEL_MANAGED.to_owned(), "true".to_owned()),
+        (LABEL_SERVER.to_owned(), server.to_owned()),
         (LABEL_SESSION.to_owned(), session.to_owned()),
     ]);
     if let Some(i) = instance {
@@ -158,6 +164,84 @@ impl DockerRuntime {
             .map(|ip| SocketAddr::new(ip, self.settings.agent_port))
     }
 
+    /// Everything with the Drydock labels whose labels satisfy `keep`.
+    async fn list_where(
+        &self,
+        keep: impl Fn(&HashMap<String, String>) -> bool,
+    ) -> Result<Owned, RuntimeError> {
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(label_filter(&[])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(engine("list containers"))?;
+        let mut owned = Owned::default();
+        for c in containers {
+            let labels = c.labels.clone().unwrap_or_default();
+            if !keep(&labels) {
+                continue;
+            }
+            let (Some(session), Some(name)) =
+                (labels.get(LABEL_SESSION), labels.get(LABEL_INSTANCE))
+            else {
+                continue;
+            };
+            let ip = c
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.networks.as_ref())
+                .and_then(|n| n.get(&network_name(session)))
+                .and_then(|e| e.ip_address.clone())
+                .unwrap_or_default();
+            owned.instances.push(OwnedInstance {
+                session: session.clone(),
+                name: name.clone(),
+                container_id: c.id.clone().unwrap_or_default(),
+                running: matches!(
+                    c.state,
+                    Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+                ),
+                agent_addr: self.agent_addr(&ip),
+            });
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(label_filter(&[])),
+            }))
+            .await
+            .map_err(engine("list networks"))?;
+        owned.networks = networks
+            .into_iter()
+            .filter_map(|n| n.labels)
+            .filter(|l| keep(l))
+            .filter_map(|l| l.get(LABEL_SESSION).cloned())
+            .collect();
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(label_filter(&[])),
+            }))
+            .await
+            .map_err(engine("list volumes"))?;
+        owned.volumes = volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| keep(&v.labels))
+            .filter_map(|v| {
+                Some((
+                    v.labels.get(LABEL_SESSION)?.clone(),
+                    v.labels.get(LABEL_INSTANCE)?.clone(),
+                ))
+            })
+            .collect();
+        Ok(owned)
+    }
+
     fn owned_from_inspect(
         &self,
         session: &str,
@@ -211,7 +295,7 @@ impl Runtime for DockerRuntime {
             let req = NetworkCreateRequest {
                 name: name.clone(),
                 driver: Some("bridge".into()),
-                labels: Some(labels(session, None)),
+                labels: Some(labels(&self.settings.server_id, session, None)),
                 options: Some(HashMap::from([(
                     "com.docker.network.bridge.enable_icc".to_owned(),
                     "true".to_owned(),
@@ -266,7 +350,7 @@ impl Runtime for DockerRuntime {
         self.docker
             .create_volume(VolumeCreateRequest {
                 name: Some(vname.clone()),
-                labels: Some(labels(session, Some(node))),
+                labels: Some(labels(&self.settings.server_id, session, Some(node))),
                 ..Default::default()
             })
             .await
@@ -300,7 +384,7 @@ impl Runtime for DockerRuntime {
             image: Some(s.image.clone()),
             hostname: Some(node.to_owned()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(labels(session, Some(node))),
+            labels: Some(labels(&self.settings.server_id, session, Some(node))),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
@@ -389,71 +473,16 @@ impl Runtime for DockerRuntime {
     }
 
     async fn list_owned(&self) -> Result<Owned, RuntimeError> {
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(label_filter(&[])),
-                ..Default::default()
-            }))
+        let me = self.settings.server_id.clone();
+        self.list_where(move |l| l.get(LABEL_SERVER).is_none_or(|s| *s == me))
             .await
-            .map_err(engine("list containers"))?;
-        let mut owned = Owned::default();
-        for c in containers {
-            let labels = c.labels.clone().unwrap_or_default();
-            let (Some(session), Some(name)) =
-                (labels.get(LABEL_SESSION), labels.get(LABEL_INSTANCE))
-            else {
-                continue;
-            };
-            let ip = c
-                .network_settings
-                .as_ref()
-                .and_then(|n| n.networks.as_ref())
-                .and_then(|n| n.get(&network_name(session)))
-                .and_then(|e| e.ip_address.clone())
-                .unwrap_or_default();
-            owned.instances.push(OwnedInstance {
-                session: session.clone(),
-                name: name.clone(),
-                container_id: c.id.clone().unwrap_or_default(),
-                running: matches!(
-                    c.state,
-                    Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
-                ),
-                agent_addr: self.agent_addr(&ip),
-            });
-        }
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(label_filter(&[])),
-            }))
-            .await
-            .map_err(engine("list networks"))?;
-        owned.networks = networks
-            .into_iter()
-            .filter_map(|n| n.labels.and_then(|l| l.get(LABEL_SESSION).cloned()))
-            .collect();
-        let volumes = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(label_filter(&[])),
-            }))
-            .await
-            .map_err(engine("list volumes"))?;
-        owned.volumes = volumes
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|v| {
-                Some((
-                    v.labels.get(LABEL_SESSION)?.clone(),
-                    v.labels.get(LABEL_INSTANCE)?.clone(),
-                ))
-            })
-            .collect();
-        Ok(owned)
+    }
+
+    async fn legacy_sessions(&self) -> Result<std::collections::BTreeSet<String>, RuntimeError> {
+        Ok(self
+            .list_where(|l| !l.contains_key(LABEL_SERVER))
+            .await?
+            .sessions())
     }
 
     async fn inspect(

@@ -4,6 +4,7 @@
 //! knows which engine runs the instances.
 
 pub mod docker;
+pub mod owner;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -108,6 +109,14 @@ pub trait Runtime: Send + Sync + 'static {
         session: &str,
         name: &str,
     ) -> Result<Option<OwnedInstance>, RuntimeError>;
+
+    /// Sessions that have resources with the Drydock labels but no owner (`drydock.server`)
+    /// label: made by a server from before owner ids. [`Runtime::list_owned`] includes them
+    /// (so this server adopts the ones its store knows); start-up reconciliation never
+    /// removes them as orphans (see [`owner`]).
+    async fn legacy_sessions(&self) -> Result<std::collections::BTreeSet<String>, RuntimeError> {
+        Ok(Default::default())
+    }
 
     /// Removes everything a session owns: instances, their storage, its network.
     async fn remove_session(&self, session: &str) -> Result<(), RuntimeError> {

@@ -845,7 +845,8 @@ impl Sessions {
 
     /// Brings the store and the runtime into agreement at start-up: live sessions whose
     /// containers run are adopted, expired ones and ones whose containers are gone are cleaned
-    /// up, and labelled resources that belong to no live session are removed.
+    /// up, and resources with this server's owner label that belong to no live session are
+    /// removed (other servers' resources are never listed; unlabelled ones are left).
     pub async fn reconcile(self: &Arc<Self>) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
         let owned = self.runtime.list_owned().await.map_err(runtime_error)?;
@@ -933,7 +934,26 @@ impl Sessions {
             report.adopted.push(id);
         }
         let live_ids: Vec<String> = lock(&self.live).keys().cloned().collect();
+        // Resources without an owner label may belong to another server on this engine:
+        // never removed here (see runtime::owner).
+        let legacy = match self.runtime.legacy_sessions().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing resources without an owner label");
+                owned.sessions()
+            }
+        };
         for s in owned.sessions() {
+            if !live_ids.contains(&s) && legacy.contains(&s) {
+                tracing::warn!(
+                    session = %s,
+                    "leaving resources of session {s}: they carry no drydock.server owner \
+                     label (made before owner ids), so they may belong to another server; \
+                     remove them by hand (label drydock.session={s}) if no server uses them"
+                );
+                report.unowned_left.push(s);
+                continue;
+            }
             if !live_ids.contains(&s) {
                 if let Err(e) = self.runtime.remove_session(&s).await {
                     tracing::warn!(session = %s, error = %e, "removing orphaned resources");
@@ -954,4 +974,6 @@ pub struct ReconcileReport {
     pub adopted: Vec<String>,
     pub cleaned: Vec<String>,
     pub orphans_removed: Vec<String>,
+    /// Sessions whose resources carry no owner label and were left alone.
+    pub unowned_left: Vec<String>,
 }
