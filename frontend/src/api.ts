@@ -8,8 +8,14 @@ export interface Instance {
   state: InstanceState;
   error?: string;
 }
+export interface StepProgress {
+  step: number;
+  passed: boolean;
+  checked_at?: string;
+}
 export interface Session {
   id: string;
+  progress?: StepProgress[];
   token?: string;
   expires_at: string;
   template: string;

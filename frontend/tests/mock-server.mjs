@@ -127,6 +127,7 @@ function view(s) {
     template: s.template,
     lesson: s.lesson,
     instances: [...s.instances.values()].map((i) => ({ name: i.name, state: i.state })),
+    progress: [...(s.progress ?? new Map()).entries()].map(([step, passed]) => ({ step, passed, checked_at: new Date().toISOString() })),
   };
 }
 
@@ -215,6 +216,8 @@ async function api(req, res, url) {
   if (rest[0] === 'lesson' && rest[1] === 'steps' && rest[3] === 'check' && method === 'POST') {
     const n = Number(rest[2]);
     const passed = n === 0 ? true : existsSync('/tmp/drydock-mock-step2');
+    s.progress ??= new Map();
+    if (passed || !s.progress.get(n)) s.progress.set(n, passed);
     return json(res, 200, { passed, message: passed ? 'Well done.' : 'The file /tmp/drydock-mock-step2 does not exist yet.' });
   }
   return json(res, 404, { error: `no route ${method} ${url.pathname}` });

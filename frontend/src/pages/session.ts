@@ -87,7 +87,8 @@ export async function mountSession(id: string, root: HTMLElement): Promise<Clean
     const { handle } = makeSplit(workspace, t('resizePanes'));
     workspace.classList.add('with-lesson');
     workspace.append(lessonPane.element, handle, tabs.element);
-    void lessonPane.load();
+    const pane = lessonPane;
+    void pane.load().then(() => pane.setProgress(session.progress));
   } else {
     workspace.append(tabs.element);
   }
@@ -107,6 +108,7 @@ export async function mountSession(id: string, root: HTMLElement): Promise<Clean
       if (!alive) return;
       session = { ...session, ...s };
       tabs.sync(session.instances);
+      lessonPane?.setProgress(session.progress);
     } catch (e) {
       if (alive && e instanceof ApiError && e.status === 404) {
         cleanup();

@@ -1,8 +1,9 @@
 // The lesson pane: shows one step of the session's lesson at a time (server-rendered HTML),
 // previous/next navigation, runnable code blocks that type into the active terminal, copy
-// buttons on other code blocks, and the step's Check button with pass/fail feedback.
+// buttons on other code blocks, the step's Check button with pass/fail feedback, and a row
+// of step buttons marking the steps whose check passed (the session's `progress`).
 
-import { api, errorText, stepHasCheck, type Lesson } from '../api';
+import { api, errorText, stepHasCheck, type Lesson, type StepProgress } from '../api';
 import { h, replaceChildren } from '../dom';
 import { lang, t } from '../i18n';
 
@@ -11,6 +12,8 @@ export class LessonPane {
   private lesson: Lesson | null = null;
   private step = 0;
   private readonly stepKey: string;
+  private readonly passed = new Set<number>();
+  private readonly dots = h('nav', { class: 'step-dots', 'aria-label': t('stepList') });
 
   constructor(
     private readonly sessionId: string,
@@ -30,6 +33,36 @@ export class LessonPane {
     } catch (e) {
       replaceChildren(this.element, h('p', { class: 'alert alert-error' }, t('lessonError', { error: errorText(e) })));
     }
+  }
+
+  /** Marks the steps the server reports as passed. */
+  setProgress(progress: StepProgress[] | undefined): void {
+    if (!Array.isArray(progress)) return;
+    const before = [...this.passed].join();
+    for (const p of progress) if (p.passed) this.passed.add(p.step);
+    if ([...this.passed].join() !== before) this.renderDots();
+  }
+
+  private renderDots(): void {
+    const total = this.lesson?.steps.length ?? 0;
+    replaceChildren(
+      this.dots,
+      Array.from({ length: total }, (_, i) => {
+        const done = this.passed.has(i);
+        return h(
+          'button',
+          {
+            type: 'button',
+            class: `step-dot${done ? ' passed' : ''}`,
+            'aria-current': i === this.step ? 'step' : null,
+            'aria-label': done ? t('stepPassed', { n: i + 1 }) : t('stepN', { n: i + 1 }),
+            title: done ? t('stepPassed', { n: i + 1 }) : t('stepN', { n: i + 1 }),
+            onclick: () => this.goto(i),
+          },
+          done ? '✓' : String(i + 1),
+        );
+      }),
+    );
   }
 
   private goto(n: number, focus = true): void {
@@ -53,6 +86,7 @@ export class LessonPane {
       this.element,
       h('p', { class: 'lesson-title' }, lesson.title),
       h('p', { class: 'step-count' }, t('stepOf', { n: n + 1, total })),
+      this.dots,
       heading,
       content,
       stepHasCheck(step) && h('div', { class: 'check-row' }, checkBtn, result),
@@ -63,6 +97,7 @@ export class LessonPane {
         h('button', { type: 'button', class: 'btn', disabled: n >= total - 1, onclick: () => this.goto(n + 1) }, t('next'), ' →'),
       ),
     );
+    this.renderDots();
     this.element.scrollTop = 0;
     if (focus) heading.focus();
   }
@@ -114,6 +149,10 @@ export class LessonPane {
     try {
       const r = await api.check(this.sessionId, n);
       out.className = `check-result ${r.passed ? 'pass' : 'fail'}`;
+      if (r.passed && !this.passed.has(n)) {
+        this.passed.add(n);
+        this.renderDots();
+      }
       replaceChildren(out, h('strong', {}, r.passed ? `✓ ${t('passed')}` : `✗ ${t('failed')}`), r.message ? h('pre', { class: 'check-message' }, r.message) : null);
     } catch (e) {
       out.className = 'check-result fail';
