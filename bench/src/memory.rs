@@ -3,6 +3,7 @@
 //! cgroup, and per-process RSS of agent, dockerd, containerd). The server's pid is given or
 //! found as the process listening on the `--url` port.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -100,6 +101,60 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// Memory figures of a set of instances, one value per instance (MiB).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Footprint {
+    pub docker_stats: Vec<f64>,
+    pub cgroup_usage: Vec<f64>,
+    pub cgroup_rss: Vec<f64>,
+    pub cgroup_cache: Vec<f64>,
+    pub shim_rss: Vec<f64>,
+    pub process_rss_sum: Vec<f64>,
+    pub process_rss: BTreeMap<String, Vec<f64>>,
+}
+
+/// Reads the footprint of the named instance containers.
+pub async fn footprint(names: &[String]) -> Result<Footprint> {
+    let mut f = Footprint {
+        docker_stats: docker::stats_memory(names)
+            .await?
+            .values()
+            .map(|b| *b as f64 / 1048576.0)
+            .collect(),
+        ..Default::default()
+    };
+    for name in names {
+        if let Ok(c) = docker::inspect(name).await {
+            if let Some((u, r, cache)) = docker::cgroup_memory(&c.id) {
+                f.cgroup_usage.push(u as f64 / 1048576.0);
+                f.cgroup_rss.push(r as f64 / 1048576.0);
+                f.cgroup_cache.push(cache as f64 / 1048576.0);
+            }
+            if let Some(k) = docker::shim_rss_kib(c.pid) {
+                f.shim_rss.push(mib(k));
+            }
+        }
+        match docker::process_rss(name).await {
+            Ok(m) => {
+                f.process_rss_sum.push(mib(m.values().sum()));
+                for (comm, kib) in m {
+                    f.process_rss.entry(comm).or_default().push(mib(kib));
+                }
+            }
+            Err(e) => progress!("docker top {name}: {e:#}"),
+        }
+    }
+    Ok(f)
+}
+
+struct Measured {
+    rss: [u64; 3],
+    per_session: Vec<f64>,
+    per_terminal: Vec<f64>,
+    idle: Footprint,
+    with_terminals: Footprint,
+}
+
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     let n = ctx.runs_or(5);
     let pid = server_pid(ctx)?;
@@ -120,6 +175,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut sessions: Vec<Session> = vec![];
     let mut terms: Vec<Terminal> = vec![];
+    let settle = Duration::from_secs(args.settle_secs);
     let result = async {
         let rss0 = vm_rss_kib(pid)?;
         let mut per_session = vec![];
@@ -132,7 +188,15 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             last = now;
         }
         let rss1 = last;
+        let names: Vec<String> = sessions
+            .iter()
+            .map(|s| docker::container_name(&s.id, "node1"))
+            .collect();
+        // The idle instance: ready, no terminal open yet.
+        tokio::time::sleep(settle).await;
+        let idle = footprint(&names).await?;
         let mut per_terminal = vec![];
+        last = vm_rss_kib(pid)?;
         for s in &sessions {
             for t in 0..args.terminals {
                 terms.push(ctx.prompt(s, "node1", &format!("mem-{t}")).await?);
@@ -149,59 +213,22 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             mib(rss2),
             terms.len()
         );
-        // Idle instance footprint.
         for t in terms.iter_mut() {
             t.flush_acks().await?;
         }
-        tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
+        tokio::time::sleep(settle.min(Duration::from_secs(3))).await;
         for t in terms.iter_mut() {
             t.pump(std::time::Instant::now() + Duration::from_millis(5))
                 .await?;
         }
-        let names: Vec<String> = sessions
-            .iter()
-            .map(|s| docker::container_name(&s.id, "node1"))
-            .collect();
-        let stats = docker::stats_memory(&names).await?;
-        let stats_mib: Vec<f64> = stats.values().map(|b| *b as f64 / 1048576.0).collect();
-        let (mut cg_usage, mut cg_rss, mut cg_cache) = (vec![], vec![], vec![]);
-        let (mut shim, mut proc_sum) = (vec![], vec![]);
-        let mut procs: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-        for name in &names {
-            if let Ok(c) = docker::inspect(name).await {
-                if let Some((u, r, c)) = docker::cgroup_memory(&c.id) {
-                    cg_usage.push(u as f64 / 1048576.0);
-                    cg_rss.push(r as f64 / 1048576.0);
-                    cg_cache.push(c as f64 / 1048576.0);
-                }
-                if let Some(k) = docker::shim_rss_kib(c.pid) {
-                    shim.push(mib(k));
-                }
-            }
-            match docker::process_rss(name).await {
-                Ok(m) => {
-                    proc_sum.push(mib(m.values().sum()));
-                    for (comm, kib) in m {
-                        procs.entry(comm).or_default().push(mib(kib));
-                    }
-                }
-                Err(e) => progress!("docker top {name}: {e:#}"),
-            }
-        }
-        anyhow::Ok((
-            rss0,
-            rss1,
-            rss2,
+        let with_terminals = footprint(&names).await?;
+        anyhow::Ok(Measured {
+            rss: [rss0, rss1, rss2],
             per_session,
             per_terminal,
-            stats_mib,
-            cg_usage,
-            cg_rss,
-            cg_cache,
-            procs,
-            shim,
-            proc_sum,
-        ))
+            idle,
+            with_terminals,
+        })
     }
     .await;
     let nterms = terms.len();
@@ -211,47 +238,53 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     for s in &sessions {
         ctx.close(s).await;
     }
-    let (
-        rss0,
-        rss1,
-        rss2,
-        per_session,
-        per_terminal,
-        stats_mib,
-        cg_usage,
-        cg_rss,
-        cg_cache,
-        procs,
-        shim,
-        proc_sum,
-    ) = result?;
+    let m = result?;
+    let [rss0, rss1, rss2] = m.rss;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = vm_rss_kib(pid).ok();
     let avg_session = (mib(rss1) - mib(rss0)) / n as f64;
     let avg_terminal = (mib(rss2) - mib(rss1)) / nterms.max(1) as f64;
+    let med = |v: &[f64]| summarize(v).map(|s| s.median);
+    let idle = &m.idle;
+    // What one more terminal costs inside an instance: cgroup growth per terminal.
+    let per_term_instance: Vec<f64> = m
+        .with_terminals
+        .cgroup_usage
+        .iter()
+        .zip(&idle.cgroup_usage)
+        .map(|(b, a)| (b - a) / args.terminals.max(1) as f64)
+        .collect();
     let mut rows = vec![
         Row::new(
             "server RSS per open session (VmRSS delta)",
             "MiB",
-            &per_session,
+            &m.per_session,
         )
         .note(format!("mean {avg_session:.2} MiB")),
         Row::new(
             "server RSS per open terminal (VmRSS delta)",
             "MiB",
-            &per_terminal,
+            &m.per_terminal,
         )
         .note(format!("mean {avg_terminal:.3} MiB")),
-        Row::new("idle instance: `docker stats` memory", "MiB", &stats_mib),
+        Row::new(
+            "idle instance (no terminal): `docker stats` memory",
+            "MiB",
+            &idle.docker_stats,
+        ),
         Row::new(
             "idle instance: cgroup memory.usage (incl. page cache)",
             "MiB",
-            &cg_usage,
+            &idle.cgroup_usage,
         ),
-        Row::new("idle instance: cgroup RSS (anonymous)", "MiB", &cg_rss),
+        Row::new(
+            "idle instance: cgroup RSS (anonymous)",
+            "MiB",
+            &idle.cgroup_rss,
+        ),
     ];
-    for comm in ["drydock-agent", "dockerd", "containerd", "bash"] {
-        if let Some(v) = procs.get(comm) {
+    for comm in ["drydock-agent", "dockerd", "containerd"] {
+        if let Some(v) = idle.process_rss.get(comm) {
             rows.push(Row::new(
                 format!("idle instance: {comm} RSS (incl. shared file pages)"),
                 "MiB",
@@ -262,39 +295,48 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     rows.push(Row::new(
         "idle instance: sum of its processes' RSS (incl. shared file pages)",
         "MiB",
-        &proc_sum,
+        &idle.process_rss_sum,
     ));
     rows.push(Row::new(
         "idle instance: containerd-shim RSS on the host (outside the cgroup)",
         "MiB",
-        &shim,
+        &idle.shim_rss,
+    ));
+    rows.push(Row::new(
+        "instance cgroup growth per open terminal (bash + agent)",
+        "MiB",
+        &per_term_instance,
     ));
     // Extrapolation to the target VM: the instance's cgroup charge (what the kernel
-    // attributes to it; binaries' pages are shared between instances) plus its shim and
-    // the server's share; and a conservative figure counting every process's full RSS.
-    let med = |v: &[f64]| summarize(v).map(|s| s.median);
+    // attributes to it; binaries' pages are shared between instances) plus its shim, one
+    // terminal and the server's share; and a conservative figure counting every process's
+    // full RSS.
     let server_share = avg_session.max(0.0) + avg_terminal.max(0.0);
-    let shim_m = med(&shim).unwrap_or(0.0);
-    if let Some(inst) = med(&cg_usage).or(med(&stats_mib)) {
-        let per = inst + shim_m + server_share;
-        let fit = (args.vm_gib - args.reserve_gib) * 1024.0 / per;
-        let conservative = med(&proc_sum).map(|p| {
-            let per = p + shim_m + server_share;
-            ((args.vm_gib - args.reserve_gib) * 1024.0 / per, per)
+    let shim_m = med(&idle.shim_rss).unwrap_or(0.0);
+    let term_m = med(&per_term_instance).unwrap_or(0.0).max(0.0);
+    if let Some(inst) = med(&idle.cgroup_usage).or(med(&idle.docker_stats)) {
+        let usable = (args.vm_gib - args.reserve_gib) * 1024.0;
+        let per = inst + term_m + shim_m + server_share;
+        let conservative = med(&idle.process_rss_sum).map(|p| {
+            let per = p + term_m + shim_m + server_share;
+            ((usable / per).floor(), per)
         });
         rows.push(
             Row::new(
-                format!("idle sessions that fit in {:.0} GiB (extrapolated)", args.vm_gib),
+                format!(
+                    "idle sessions (one terminal each) that fit in {:.0} GiB (extrapolated)",
+                    args.vm_gib
+                ),
                 "sessions",
-                &[fit.floor()],
+                &[(usable / per).floor()],
             )
             .target(Target::median_at_least(100.0))
             .note(format!(
-                "({:.0} − {:.0} GiB reserve) / {per:.0} MiB per session (cgroup + shim + server){}; memory only, not measured",
+                "({:.0} − {:.0} GiB reserve) / {per:.0} MiB per session (cgroup + terminal + shim + server){}; memory only, not measured",
                 args.vm_gib,
                 args.reserve_gib,
                 conservative
-                    .map(|(f, p)| format!("; counting full process RSS {p:.0} MiB → {:.0}", f.floor()))
+                    .map(|(f, p)| format!("; counting full process RSS: {p:.0} MiB → {f:.0}"))
                     .unwrap_or_default()
             )),
         );
@@ -306,11 +348,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             "server_pid": pid, "sessions": n, "terminals": nterms,
             "server_rss_mib": {"idle": mib(rss0), "with_sessions": mib(rss1),
                 "with_terminals": mib(rss2), "after_delete": rss_after.map(mib)},
-            "per_session_mib": per_session, "per_terminal_mib": per_terminal,
-            "instance_docker_stats_mib": stats_mib, "instance_cgroup_usage_mib": cg_usage,
-            "instance_cgroup_rss_mib": cg_rss, "instance_cgroup_cache_mib": cg_cache,
-            "instance_process_rss_mib": procs, "instance_process_rss_sum_mib": proc_sum,
-            "instance_shim_rss_mib": shim,
+            "per_session_mib": m.per_session, "per_terminal_mib": m.per_terminal,
+            "instance_idle": m.idle, "instance_with_terminals": m.with_terminals,
+            "instance_cgroup_per_terminal_mib": per_term_instance,
             "host_mem_available_mib": meminfo_kib("MemAvailable").map(mib),
         }),
     })
