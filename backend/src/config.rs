@@ -45,6 +45,8 @@ pub struct Settings {
     pub max_instances_per_session: Option<usize>,
     pub max_sessions: Option<usize>,
     pub instance_image: Option<String>,
+    /// Instance image of the `kubernetes` template (drydock/instance plus k3s).
+    pub kubernetes_image: Option<String>,
     pub cpus: Option<f64>,
     pub memory_mb: Option<u64>,
     pub pids: Option<i64>,
@@ -64,7 +66,7 @@ impl Settings {
     pub fn overlay(&mut self, other: &Settings) {
         merge_fields!(self, other; listen, data_dir, admin_token, public_origin, session_minutes,
             max_session_minutes, session_seconds, max_instances_per_session, max_sessions,
-            instance_image, cpus, memory_mb, pids, registry_mirror, create_per_minute,
+            instance_image, kubernetes_image, cpus, memory_mb, pids, registry_mirror, create_per_minute,
             ready_timeout_seconds);
     }
 
@@ -113,6 +115,7 @@ impl Settings {
             max_instances_per_session: parse(&get, "DRYDOCK_MAX_INSTANCES_PER_SESSION")?,
             max_sessions: parse(&get, "DRYDOCK_MAX_SESSIONS")?,
             instance_image: parse(&get, "DRYDOCK_INSTANCE_IMAGE")?,
+            kubernetes_image: parse(&get, "DRYDOCK_KUBERNETES_IMAGE")?,
             cpus: parse(&get, "DRYDOCK_CPUS")?,
             memory_mb: parse(&get, "DRYDOCK_MEMORY_MB")?,
             pids: parse(&get, "DRYDOCK_PIDS")?,
@@ -139,6 +142,8 @@ pub struct Config {
     pub max_instances_per_session: usize,
     pub max_sessions: usize,
     pub instance_image: String,
+    /// Instance image of the `kubernetes` template; the template is available while it exists.
+    pub kubernetes_image: String,
     pub cpus: f64,
     pub memory_mb: u64,
     pub pids: i64,
@@ -193,6 +198,9 @@ impl Config {
             instance_image: s
                 .instance_image
                 .unwrap_or_else(|| "drydock/instance:latest".to_owned()),
+            kubernetes_image: s
+                .kubernetes_image
+                .unwrap_or_else(|| "drydock/instance-k3s:latest".to_owned()),
             cpus,
             memory_mb: s.memory_mb.unwrap_or(2048),
             pids: s.pids.unwrap_or(1024),

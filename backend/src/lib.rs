@@ -12,6 +12,7 @@ pub mod relay;
 pub mod runtime;
 pub mod sessions;
 pub mod store;
+pub mod templates;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -53,6 +53,9 @@ struct ServeArgs {
     max_sessions: Option<usize>,
     #[arg(long)]
     instance_image: Option<String>,
+    /// Instance image of the kubernetes template [default: drydock/instance-k3s:latest].
+    #[arg(long)]
+    kubernetes_image: Option<String>,
     #[arg(long)]
     cpus: Option<f64>,
     #[arg(long)]
@@ -84,6 +87,7 @@ impl ServeArgs {
             max_instances_per_session: self.max_instances_per_session,
             max_sessions: self.max_sessions,
             instance_image: self.instance_image.clone(),
+            kubernetes_image: self.kubernetes_image.clone(),
             cpus: self.cpus,
             memory_mb: self.memory_mb,
             pids: self.pids,

@@ -34,6 +34,7 @@ pub fn router(sessions: Arc<Sessions>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/templates", get(list_templates))
         .route("/api/v1/sessions", post(create_session))
         .route(
             "/api/v1/sessions/{id}",
@@ -110,6 +111,12 @@ async fn metrics(State(st): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// `GET /api/v1/templates`: `[{"id", "available", "reason"}]`.
+async fn list_templates(State(st): State<AppState>) -> Response {
+    let runtime = st.sessions.runtime().clone();
+    Json(crate::templates::list(st.sessions.config(), runtime.as_ref()).await).into_response()
 }
 
 /// Parses a JSON body whatever its content type, with serde's message on failure.

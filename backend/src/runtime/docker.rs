@@ -286,6 +286,14 @@ impl Runtime for DockerRuntime {
         check_capabilities(&status)
     }
 
+    async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 404) => Ok(false),
+            Err(e) => Err(engine(format!("inspect image {image}"))(e)),
+        }
+    }
+
     async fn create_network(&self, session: &str) -> Result<NetworkInfo, RuntimeError> {
         let name = network_name(session);
         // Docker (before API 1.44) happily creates a second network of the same name, so look
@@ -357,6 +365,7 @@ impl Runtime for DockerRuntime {
             .map_err(engine(format!("create volume {vname}")))?;
 
         let s = &self.settings;
+        let image = spec.image.clone().unwrap_or_else(|| s.image.clone());
         let memory = (s.memory_mb as i64).saturating_mul(1024 * 1024);
         let host_config = HostConfig {
             nano_cpus: Some((s.cpus * 1e9) as i64),
@@ -381,7 +390,7 @@ impl Runtime for DockerRuntime {
             ..Default::default()
         };
         let body = ContainerCreateBody {
-            image: Some(s.image.clone()),
+            image: Some(image.clone()),
             hostname: Some(node.to_owned()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels(&self.settings.server_id, session, Some(node))),
@@ -409,7 +418,7 @@ impl Runtime for DockerRuntime {
             .await
             .map_err(|e| {
                 if is_status(&e, 404) {
-                    RuntimeError::ImageMissing(s.image.clone())
+                    RuntimeError::ImageMissing(image.clone())
                 } else {
                     engine(format!("create container {cname}"))(e)
                 }

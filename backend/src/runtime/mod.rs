@@ -35,6 +35,8 @@ pub struct InstanceSpec {
     pub name: String,
     /// Environment handed to the agent (its secret, the registry mirror, …).
     pub env: BTreeMap<String, String>,
+    /// The image to run (the `kubernetes` template's); `None`: the runtime's instance image.
+    pub image: Option<String>,
 }
 
 /// A started instance.
@@ -93,6 +95,12 @@ impl Owned {
 pub trait Runtime: Send + Sync + 'static {
     /// Whether instances can be created right now (engine answers, image present, …).
     async fn check(&self) -> Result<(), RuntimeError>;
+    /// Whether `image` is present, so that instances can be made from it (a runtime that
+    /// cannot tell answers true and fails at creation instead).
+    async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError> {
+        let _ = image;
+        Ok(true)
+    }
     /// Creates (or finds) the session's private network.
     async fn create_network(&self, session: &str) -> Result<NetworkInfo, RuntimeError>;
     /// Removes the session's network; absent is fine.

@@ -242,18 +242,8 @@ fn valid_slug(s: &str) -> bool {
 
 /// Checks a create request; answers what is wrong with which input.
 pub fn validate(req: &CreateRequest) -> Result<(), Error> {
-    match req.template.as_str() {
-        "docker" => {}
-        "kubernetes" => {
-            return Err(Error::BadRequest(
-                "template kubernetes is not available yet".into(),
-            ))
-        }
-        other => {
-            return Err(Error::BadRequest(format!(
-                "unknown template {other:?}: expected \"docker\" or \"kubernetes\""
-            )))
-        }
+    if !crate::templates::is_known(&req.template) {
+        return Err(crate::templates::unknown(&req.template));
     }
     if let Some(l) = &req.lesson {
         if !valid_slug(l) {
@@ -270,6 +260,19 @@ pub fn validate(req: &CreateRequest) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Why an agent is not ready yet: the state of each engine its image has.
+fn not_ready_message(h: &drydock_protocol::agent::Health) -> String {
+    let engines: Vec<String> = [("dockerd", &h.dockerd), ("k3s", &h.k3s)]
+        .into_iter()
+        .filter(|(_, e)| e.state != drydock_protocol::agent::EngineState::Absent)
+        .map(|(name, e)| {
+            let why = e.message.as_ref().map(|m| format!(" ({m})"));
+            format!("{name} {:?}{}", e.state, why.unwrap_or_default())
+        })
+        .collect();
+    format!("agent not ready: {}", engines.join(", "))
 }
 
 fn runtime_error(e: RuntimeError) -> Error {
@@ -391,6 +394,8 @@ impl Sessions {
 
     pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<Created, Error> {
         validate(&req)?;
+        crate::templates::require_available(&self.config, self.runtime.as_ref(), &req.template)
+            .await?;
         let id = random_hex(8);
         let token = random_token();
         let now = self.clock.now_ms();
@@ -474,8 +479,9 @@ impl Sessions {
         let id = live.id();
         let gateway = *lock(&live.gateway);
         let mirror = self.registry_mirror(gateway).await;
+        let image = crate::templates::instance_image(&self.config, &lock(&live.row).template);
         let starts = names.iter().map(|name| {
-            let (id, mirror) = (id.clone(), mirror.clone());
+            let (id, mirror, image) = (id.clone(), mirror.clone(), image.clone());
             async move {
                 let secret = random_hex(32);
                 let row = InstanceRow {
@@ -507,6 +513,7 @@ impl Sessions {
                     session: id.clone(),
                     name: name.clone(),
                     env,
+                    image,
                 };
                 let started = Instant::now();
                 let handle = match self.runtime.create_instance(&spec).await {
@@ -575,7 +582,8 @@ impl Sessions {
         started: Instant,
     ) {
         let id = live.id();
-        let deadline = started + self.config.ready_timeout;
+        let timeout = crate::templates::ready_timeout(&self.config, &lock(&live.row).template);
+        let deadline = started + timeout;
         let mut polls = 0u32;
         loop {
             let last = match self.agent.health(target).await {
@@ -599,14 +607,7 @@ impl Sessions {
                     .await;
                     return;
                 }
-                Ok(h) => format!(
-                    "agent not ready: dockerd {:?}{}",
-                    h.dockerd.state,
-                    h.dockerd
-                        .message
-                        .map(|m| format!(" ({m})"))
-                        .unwrap_or_default()
-                ),
+                Ok(h) => not_ready_message(&h),
                 Err(e) => e.to_string(),
             };
             polls += 1;
@@ -626,7 +627,7 @@ impl Sessions {
             if Instant::now() >= deadline {
                 let why = format!(
                     "agent did not report ready within {} s: {last}",
-                    self.config.ready_timeout.as_secs()
+                    timeout.as_secs()
                 );
                 self.fail_instance(live, name, why).await;
                 return;
