@@ -29,6 +29,66 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The OCI runtime instances run with (Docker's `HostConfig.Runtime`); see docs/security.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciRuntime {
+    /// Plain runc: namespaces, Docker's default capabilities plus SYS_ADMIN and NET_ADMIN,
+    /// seccomp unconfined. Not a strong boundary.
+    Runc,
+    /// Sysbox: a user namespace per instance, Docker-in-Docker without extra capabilities.
+    SysboxRunc,
+    /// gVisor: a user-space kernel between the instance and the host.
+    Runsc,
+}
+
+impl OciRuntime {
+    pub fn parse(s: &str) -> Option<OciRuntime> {
+        match s {
+            "runc" => Some(OciRuntime::Runc),
+            "sysbox-runc" => Some(OciRuntime::SysboxRunc),
+            "runsc" => Some(OciRuntime::Runsc),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OciRuntime::Runc => "runc",
+            OciRuntime::SysboxRunc => "sysbox-runc",
+            OciRuntime::Runsc => "runsc",
+        }
+    }
+}
+
+/// What instances may reach beyond the registry mirror (never the metadata address, other
+/// sessions, the host's other services or SMTP); see docs/security.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Egress {
+    /// Nothing outside the host but the registry mirror.
+    Off,
+    /// DNS (53) and HTTP(S) (80, 443) only.
+    Http,
+    /// Everything not denied above (lessons run apt-get and pull images).
+    All,
+}
+
+impl Egress {
+    pub fn parse(s: &str) -> Option<Egress> {
+        match s {
+            "off" => Some(Egress::Off),
+            "http" => Some(Egress::Http),
+            "all" => Some(Egress::All),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Egress::Off => "off",
+            Egress::Http => "http",
+            Egress::All => "all",
+        }
+    }
+}
+
 /// Every setting, as it may appear in the TOML file (all optional). The same names, upper-cased
 /// and prefixed with `DRYDOCK_`, are the environment variables.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -50,6 +110,41 @@ pub struct Settings {
     pub cpus: Option<f64>,
     pub memory_mb: Option<u64>,
     pub pids: Option<i64>,
+    /// Relative CPU weight of an instance against the others (Docker cpu shares).
+    pub cpu_shares: Option<i64>,
+    /// Open files per process in an instance (`ulimit -n`, soft and hard).
+    pub nofile: Option<u64>,
+    /// The instance container's own log (json-file): MiB per file, and files kept.
+    pub log_max_mb: Option<u64>,
+    pub log_max_files: Option<u64>,
+    /// Disk an instance may fill (nested Docker data plus files it writes), MiB; 0: no quota.
+    pub disk_quota_mb: Option<u64>,
+    /// How often each instance's agent measures its disk use, in seconds.
+    pub disk_check_seconds: Option<u64>,
+    /// New sessions are refused while the data directory's or Docker's disk has less free
+    /// space than this, in MiB.
+    pub min_free_disk_mb: Option<u64>,
+    /// OCI runtime of the instances: `runc`, `sysbox-runc` or `runsc`.
+    pub runtime: Option<String>,
+    /// What instances may reach outside: `off`, `http` (80/443 and DNS) or `all`.
+    pub egress: Option<String>,
+    /// Whether the server installs its host firewall rules (iptables).
+    pub netpolicy: Option<bool>,
+    /// Outbound bandwidth of each instance in Mbit/s (tc on the host side); 0: unlimited.
+    pub egress_mbit: Option<u64>,
+    /// Concurrent sessions one client IP may hold; 0: no limit.
+    pub max_sessions_per_ip: Option<usize>,
+    /// When set, creating a session needs this token (`X-Drydock-Invite` or `"invite"`).
+    pub invite_token: Option<String>,
+    /// Minutes without terminal input or output before a session is warned, then ended
+    /// `idle_grace_minutes` later; 0: never.
+    pub idle_minutes: Option<u64>,
+    pub idle_grace_minutes: Option<u64>,
+    /// Idle limits in seconds; override the minutes (meant for tests).
+    pub idle_seconds: Option<u64>,
+    pub idle_grace_seconds: Option<u64>,
+    /// Whether a graceful shutdown also ends every session (default: they keep running).
+    pub stop_sessions_on_exit: Option<bool>,
     pub registry_mirror: Option<String>,
     /// Session creations allowed per client IP per minute.
     pub create_per_minute: Option<u32>,
@@ -64,6 +159,10 @@ macro_rules! merge_fields {
 impl Settings {
     /// Overlays every field that `other` sets.
     pub fn overlay(&mut self, other: &Settings) {
+        merge_fields!(self, other; cpu_shares, nofile, log_max_mb, log_max_files, disk_quota_mb,
+            disk_check_seconds, min_free_disk_mb, runtime, egress, netpolicy, egress_mbit,
+            max_sessions_per_ip, invite_token, idle_minutes, idle_grace_minutes, idle_seconds,
+            idle_grace_seconds, stop_sessions_on_exit);
         merge_fields!(self, other; listen, data_dir, admin_token, public_origin, session_minutes,
             max_session_minutes, session_seconds, max_instances_per_session, max_sessions,
             instance_image, kubernetes_image, cpus, memory_mb, pids, registry_mirror, create_per_minute,
@@ -119,6 +218,24 @@ impl Settings {
             cpus: parse(&get, "DRYDOCK_CPUS")?,
             memory_mb: parse(&get, "DRYDOCK_MEMORY_MB")?,
             pids: parse(&get, "DRYDOCK_PIDS")?,
+            cpu_shares: parse(&get, "DRYDOCK_CPU_SHARES")?,
+            nofile: parse(&get, "DRYDOCK_NOFILE")?,
+            log_max_mb: parse(&get, "DRYDOCK_LOG_MAX_MB")?,
+            log_max_files: parse(&get, "DRYDOCK_LOG_MAX_FILES")?,
+            disk_quota_mb: parse(&get, "DRYDOCK_DISK_QUOTA_MB")?,
+            disk_check_seconds: parse(&get, "DRYDOCK_DISK_CHECK_SECONDS")?,
+            min_free_disk_mb: parse(&get, "DRYDOCK_MIN_FREE_DISK_MB")?,
+            runtime: parse(&get, "DRYDOCK_RUNTIME")?,
+            egress: parse(&get, "DRYDOCK_EGRESS")?,
+            netpolicy: parse(&get, "DRYDOCK_NETPOLICY")?,
+            egress_mbit: parse(&get, "DRYDOCK_EGRESS_MBIT")?,
+            max_sessions_per_ip: parse(&get, "DRYDOCK_MAX_SESSIONS_PER_IP")?,
+            invite_token: parse(&get, "DRYDOCK_INVITE_TOKEN")?,
+            idle_minutes: parse(&get, "DRYDOCK_IDLE_MINUTES")?,
+            idle_grace_minutes: parse(&get, "DRYDOCK_IDLE_GRACE_MINUTES")?,
+            idle_seconds: parse(&get, "DRYDOCK_IDLE_SECONDS")?,
+            idle_grace_seconds: parse(&get, "DRYDOCK_IDLE_GRACE_SECONDS")?,
+            stop_sessions_on_exit: parse(&get, "DRYDOCK_STOP_SESSIONS_ON_EXIT")?,
             registry_mirror: parse(&get, "DRYDOCK_REGISTRY_MIRROR")?,
             create_per_minute: parse(&get, "DRYDOCK_CREATE_PER_MINUTE")?,
             ready_timeout_seconds: parse(&get, "DRYDOCK_READY_TIMEOUT_SECONDS")?,
@@ -147,6 +264,26 @@ pub struct Config {
     pub cpus: f64,
     pub memory_mb: u64,
     pub pids: i64,
+    pub cpu_shares: i64,
+    pub nofile: u64,
+    pub log_max_mb: u64,
+    pub log_max_files: u64,
+    /// 0: no disk quota.
+    pub disk_quota_mb: u64,
+    pub disk_check: Duration,
+    pub min_free_disk_mb: u64,
+    pub runtime: OciRuntime,
+    pub egress: Egress,
+    pub netpolicy: bool,
+    /// 0: unlimited.
+    pub egress_mbit: u64,
+    /// 0: no limit.
+    pub max_sessions_per_ip: usize,
+    pub invite_token: Option<String>,
+    /// Zero: idle sessions are never ended.
+    pub idle_after: Duration,
+    pub idle_grace: Duration,
+    pub stop_sessions_on_exit: bool,
     pub registry_mirror: Option<String>,
     pub create_per_minute: u32,
     pub ready_timeout: Duration,
@@ -172,6 +309,30 @@ impl Config {
         let allowed_origins = match &s.public_origin {
             Some(o) => vec![o.trim_end_matches('/').to_owned()],
             None => derived_origins(listen),
+        };
+        let runtime = match s.runtime.as_deref().map(str::trim) {
+            None | Some("") => OciRuntime::Runc,
+            Some(r) => OciRuntime::parse(r).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "runtime = {r:?} is not known: expected \"runc\", \"sysbox-runc\" or \"runsc\""
+                ))
+            })?,
+        };
+        let egress = match s.egress.as_deref().map(str::trim) {
+            None | Some("") => Egress::All,
+            Some(e) => Egress::parse(e).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "egress = {e:?} is not known: expected \"off\", \"http\" or \"all\""
+                ))
+            })?,
+        };
+        let idle_after = match s.idle_seconds {
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(60 * s.idle_minutes.unwrap_or(30)),
+        };
+        let idle_grace = match s.idle_grace_seconds {
+            Some(secs) => Duration::from_secs(secs),
+            None => Duration::from_secs(60 * s.idle_grace_minutes.unwrap_or(5)),
         };
         let cpus = s.cpus.unwrap_or(1.0);
         if !(cpus > 0.0 && cpus <= 1024.0) {
@@ -204,6 +365,22 @@ impl Config {
             cpus,
             memory_mb: s.memory_mb.unwrap_or(2048),
             pids: s.pids.unwrap_or(1024),
+            cpu_shares: s.cpu_shares.unwrap_or(512),
+            nofile: s.nofile.unwrap_or(65536),
+            log_max_mb: s.log_max_mb.unwrap_or(10).max(1),
+            log_max_files: s.log_max_files.unwrap_or(2).max(1),
+            disk_quota_mb: s.disk_quota_mb.unwrap_or(10240),
+            disk_check: Duration::from_secs(s.disk_check_seconds.unwrap_or(15).max(1)),
+            min_free_disk_mb: s.min_free_disk_mb.unwrap_or(4096),
+            runtime,
+            egress,
+            netpolicy: s.netpolicy.unwrap_or(true),
+            egress_mbit: s.egress_mbit.unwrap_or(0),
+            max_sessions_per_ip: s.max_sessions_per_ip.unwrap_or(10),
+            invite_token: s.invite_token.filter(|t| !t.is_empty()),
+            idle_after,
+            idle_grace,
+            stop_sessions_on_exit: s.stop_sessions_on_exit.unwrap_or(false),
             registry_mirror: s.registry_mirror.filter(|m| !m.is_empty()),
             create_per_minute: s.create_per_minute.unwrap_or(10),
             ready_timeout: Duration::from_secs(s.ready_timeout_seconds.unwrap_or(60)),

@@ -32,6 +32,9 @@ pub enum Error {
     RateLimited(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The host's disk is too full for a new session (507).
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
@@ -51,6 +54,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Full { .. } | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Agent(_) => StatusCode::BAD_GATEWAY,
             Error::Runtime(_) | Error::Store(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -92,6 +92,11 @@ pub async fn run(
         pids: config.pids,
         agent_port: drydock_protocol::agent::DEFAULT_PORT,
         server_id,
+        cpu_shares: config.cpu_shares,
+        nofile: config.nofile,
+        log_max_mb: config.log_max_mb,
+        log_max_files: config.log_max_files,
+        oci_runtime: config.runtime.as_str().to_owned(),
     })
     .await?;
     if let Err(e) = runtime.check().await {

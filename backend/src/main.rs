@@ -62,6 +62,10 @@ struct ServeArgs {
     memory_mb: Option<u64>,
     #[arg(long)]
     pids: Option<i64>,
+    /// On a graceful stop (SIGTERM), end every session too [default: they keep running for
+    /// the next start to adopt].
+    #[arg(long)]
+    stop_sessions_on_exit: bool,
     /// Registry mirror URL for the instances' dockerd [default: the host's registry on port
     /// 5000 if one answers].
     #[arg(long)]
@@ -91,6 +95,24 @@ impl ServeArgs {
             cpus: self.cpus,
             memory_mb: self.memory_mb,
             pids: self.pids,
+            cpu_shares: None,
+            nofile: None,
+            log_max_mb: None,
+            log_max_files: None,
+            disk_quota_mb: None,
+            disk_check_seconds: None,
+            min_free_disk_mb: None,
+            runtime: None,
+            egress: None,
+            netpolicy: None,
+            egress_mbit: None,
+            max_sessions_per_ip: None,
+            invite_token: None,
+            idle_minutes: None,
+            idle_grace_minutes: None,
+            idle_seconds: None,
+            idle_grace_seconds: None,
+            stop_sessions_on_exit: self.stop_sessions_on_exit.then_some(true),
             registry_mirror: self.registry_mirror.clone(),
             create_per_minute: self.create_per_minute,
             ready_timeout_seconds: self.ready_timeout_seconds,

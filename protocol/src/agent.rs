@@ -67,6 +67,19 @@ pub struct Health {
     pub dockerd: EngineStatus,
     pub k3s: EngineStatus,
     pub terminals: usize,
+    /// The instance filled its disk quota: nested containers are paused until it frees
+    /// space (older agents do not send it: false).
+    #[serde(default)]
+    pub disk_exceeded: bool,
+    /// Disk use counted against the quota, when the instance has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskQuota>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskQuota {
+    pub used_bytes: u64,
+    pub quota_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,7 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum,
-    NetworkCreateRequest, NetworkingConfig, VolumeCreateRequest,
+    HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, ResourcesUlimits,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
@@ -48,6 +49,34 @@ pub struct DockerSettings {
     pub agent_port: u16,
     /// This server's owner id (label `drydock.server`).
     pub server_id: String,
+    /// Relative CPU weight (cpu shares).
+    pub cpu_shares: i64,
+    /// `ulimit -n` (soft and hard) of the instance's processes.
+    pub nofile: u64,
+    /// json-file log rotation of the instance container: MiB per file, files kept.
+    pub log_max_mb: u64,
+    pub log_max_files: u64,
+    /// OCI runtime (`HostConfig.Runtime`): `runc`, `sysbox-runc` or `runsc`.
+    pub oci_runtime: String,
+}
+
+impl DockerSettings {
+    /// Settings with the defaults of [`crate::config::Config`] (for tests and tools).
+    pub fn new(image: &str, server_id: &str) -> DockerSettings {
+        DockerSettings {
+            image: image.to_owned(),
+            cpus: 1.0,
+            memory_mb: 2048,
+            pids: 1024,
+            agent_port: drydock_protocol::agent::DEFAULT_PORT,
+            server_id: server_id.to_owned(),
+            cpu_shares: 512,
+            nofile: 65536,
+            log_max_mb: 10,
+            log_max_files: 2,
+            oci_runtime: "runc".to_owned(),
+        }
+    }
 }
 
 pub struct DockerRuntime {
@@ -280,6 +309,23 @@ impl Runtime for DockerRuntime {
             }
             Err(e) => return Err(engine(format!("inspect image {}", self.settings.image))(e)),
         }
+        if self.settings.oci_runtime != "runc" {
+            let info = self
+                .docker
+                .info()
+                .await
+                .map_err(|e| RuntimeError::Unreachable(engine_message(&e)))?;
+            let known = info.runtimes.unwrap_or_default();
+            if !known.contains_key(&self.settings.oci_runtime) {
+                return Err(RuntimeError::Capabilities(format!(
+                    "runtime = {:?} is configured but this Docker engine does not have it \
+                     (it has: {}); install it and register it in /etc/docker/daemon.json, \
+                     or set runtime = \"runc\"",
+                    self.settings.oci_runtime,
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
         let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
             RuntimeError::Capabilities(format!("cannot read /proc/self/status: {e}"))
         })?;
@@ -369,14 +415,36 @@ impl Runtime for DockerRuntime {
         let memory = (s.memory_mb as i64).saturating_mul(1024 * 1024);
         let host_config = HostConfig {
             nano_cpus: Some((s.cpus * 1e9) as i64),
+            cpu_shares: Some(s.cpu_shares),
+            // Memory and memory+swap equal: no swap, so a memory bomb is OOM-killed inside
+            // the instance's cgroup. The agent (PID 1) gets -1000 and lowers every child
+            // back to 0, so the OOM killer picks the learner's process, never the agent.
             memory: Some(memory),
             memory_swap: Some(memory),
+            oom_score_adj: Some(-1000),
             pids_limit: Some(s.pids),
-            cap_add: Some(vec!["SYS_ADMIN".into(), "NET_ADMIN".into()]),
-            security_opt: Some(vec![
-                "seccomp=unconfined".into(),
-                "apparmor=unconfined".into(),
-            ]),
+            ulimits: Some(vec![ResourcesUlimits {
+                name: Some("nofile".into()),
+                soft: Some(s.nofile as i64),
+                hard: Some(s.nofile as i64),
+            }]),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_owned(), format!("{}m", s.log_max_mb)),
+                    ("max-file".to_owned(), s.log_max_files.to_string()),
+                ])),
+            }),
+            runtime: Some(s.oci_runtime.clone()),
+            // Sysbox gives nested Docker what it needs inside a user namespace; runc and
+            // runsc need the two capabilities and no seccomp filter (sandbox/images/README.md).
+            cap_add: (s.oci_runtime != "sysbox-runc")
+                .then(|| vec!["SYS_ADMIN".into(), "NET_ADMIN".into()]),
+            security_opt: Some(if s.oci_runtime == "sysbox-runc" {
+                vec![]
+            } else {
+                vec!["seccomp=unconfined".into(), "apparmor=unconfined".into()]
+            }),
             // `--security-opt systempaths=unconfined` is a CLI spelling of these two.
             masked_paths: Some(vec![]),
             readonly_paths: Some(vec![]),
@@ -485,6 +553,17 @@ impl Runtime for DockerRuntime {
         let me = self.settings.server_id.clone();
         self.list_where(move |l| l.get(LABEL_SERVER).is_none_or(|s| *s == me))
             .await
+    }
+
+    async fn storage_paths(&self) -> Vec<std::path::PathBuf> {
+        match self.docker.info().await {
+            Ok(info) => info
+                .docker_root_dir
+                .map(std::path::PathBuf::from)
+                .into_iter()
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     async fn legacy_sessions(&self) -> Result<std::collections::BTreeSet<String>, RuntimeError> {

@@ -126,6 +126,12 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(Default::default())
     }
 
+    /// Host directories whose filesystems hold instance data (checked for free space before
+    /// a session is created); empty when the runtime cannot tell.
+    async fn storage_paths(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// Removes everything a session owns: instances, their storage, its network.
     async fn remove_session(&self, session: &str) -> Result<(), RuntimeError> {
         let owned = self.list_owned().await?;

@@ -7,6 +7,7 @@
 //! [`Store`]; it talks to instances only through the [`Runtime`] and the [`AgentClient`].
 
 pub mod clock;
+pub mod guard;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -394,6 +395,9 @@ impl Sessions {
 
     pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<Created, Error> {
         validate(&req)?;
+        let mut disks = vec![self.config.data_dir.clone()];
+        disks.extend(self.runtime.storage_paths().await);
+        guard::check_disk(&disks, self.config.min_free_disk_mb)?;
         crate::templates::require_available(&self.config, self.runtime.as_ref(), &req.template)
             .await?;
         let id = random_hex(8);
@@ -500,6 +504,16 @@ impl Sessions {
                     drydock_protocol::agent::SECRET_ENV.to_owned(),
                     secret.clone(),
                 )]);
+                if self.config.disk_quota_mb > 0 {
+                    env.insert(
+                        "DRYDOCK_DISK_QUOTA_MB".into(),
+                        self.config.disk_quota_mb.to_string(),
+                    );
+                    env.insert(
+                        "DRYDOCK_DISK_CHECK_SECONDS".into(),
+                        self.config.disk_check.as_secs().to_string(),
+                    );
+                }
                 if let Some(m) = &mirror {
                     env.insert("DRYDOCK_REGISTRY_MIRROR".into(), m.clone());
                     if let Some(hostport) = m.strip_prefix("http://") {

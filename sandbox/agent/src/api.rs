@@ -29,6 +29,8 @@ pub struct AppState {
     pub started: Instant,
     /// The port the agent itself listens on (left out of `/v1/ports`).
     pub own_port: u16,
+    /// The disk quota watcher (`disk_exceeded` in `/v1/health`).
+    pub disk: Arc<crate::disk::DiskWatch>,
 }
 
 /// An error answer: a status and `{"error": message}`.
@@ -97,6 +99,8 @@ async fn health(State(st): State<AppState>) -> Json<Health> {
         dockerd: st.supervisor.dockerd.status(),
         k3s: st.supervisor.k3s.status(),
         terminals: st.terminals.len(),
+        disk_exceeded: st.disk.exceeded(),
+        disk: st.disk.quota(),
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod disk;
 pub mod exec;
 pub mod files;
 pub mod ports;
@@ -48,12 +49,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let supervisor = Supervisor::start(&config);
     let terminals = Registry::new(config.clone());
+    let disk = disk::DiskWatch::new(disk::DiskConfig::from_env());
+    tokio::spawn(disk.clone().run(config.clone(), terminals.clone()));
     let app = api::router(api::AppState {
         config: config.clone(),
         terminals: terminals.clone(),
         supervisor: supervisor.clone(),
         started,
         own_port: addr.port(),
+        disk,
     });
 
     let serve = axum::serve(listener, app);

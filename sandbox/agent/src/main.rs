@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     std::env::remove_var(SECRET_ENV);
 
     if std::process::id() == 1 {
+        drydock_agent::process::oom::protect_self();
         drydock_agent::process::cgroups::make_root_rshared();
         if config.cgroup_setup {
             drydock_agent::process::cgroups::setup();

@@ -2,6 +2,7 @@
 //! mount setup done before dockerd starts, and signal helpers.
 
 pub mod cgroups;
+pub mod oom;
 pub mod reaper;
 pub mod signals;
 pub mod supervisor;

@@ -110,7 +110,8 @@ impl Reaper {
         spawn: impl FnOnce() -> Result<(T, u32), E>,
     ) -> Result<(T, u32, ExitReceiver), E> {
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        let (value, pid) = spawn()?;
+        // Children start with an OOM score of 0, not the agent's -1000 (process::oom).
+        let (value, pid) = super::oom::with_child_score(spawn)?;
         let (tx, rx) = oneshot::channel();
         waiters.insert(pid as i32, tx);
         Ok((value, pid, rx))

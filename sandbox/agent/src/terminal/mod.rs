@@ -85,6 +85,16 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Writes a notice (the agent speaking, not the shell) into every terminal: shown to
+    /// attached clients and kept in the scrollback.
+    pub fn notice(&self, text: &str) {
+        let bytes = format!("\r\n\x1b[1;33m{text}\x1b[0m\r\n");
+        let terms: Vec<Arc<Terminal>> = self.lock().values().cloned().collect();
+        for t in terms {
+            t.inject(bytes.as_bytes());
+        }
+    }
+
     /// SIGHUPs every shell's process group; returns their pids.
     pub fn hangup_all(&self) -> Vec<u32> {
         let terms: Vec<Arc<Terminal>> = self.lock().values().cloned().collect();

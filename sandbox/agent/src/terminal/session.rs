@@ -347,6 +347,25 @@ impl Terminal {
         Ok(())
     }
 
+    /// Shows `bytes` to every client as if the shell had printed them (and keeps them in the
+    /// scrollback); flow control counts them like shell output.
+    pub fn inject(&self, bytes: &[u8]) {
+        let chunk = Bytes::copy_from_slice(bytes);
+        let mut st = self.lock();
+        if st.closed {
+            return;
+        }
+        st.scrollback.push(&chunk);
+        let n = chunk.len() as u64;
+        st.clients.retain(|_, c| {
+            let ok =
+                c.tx.send(Outgoing::Frame(ServerFrame::Output(chunk.clone())))
+                    .is_ok();
+            c.unacked += n;
+            ok
+        });
+    }
+
     /// Sends SIGHUP to the shell's process group.
     pub fn hangup(&self) {
         signal_group(self.pid, Signal::SIGHUP);
