@@ -166,24 +166,38 @@ export function portUrl(id: string, instance: string, port: number): string {
   return `/p/${enc(id)}/${enc(instance)}/${port}/`;
 }
 
-/** Template names that the server offers, from a /templates answer of any plausible shape. */
-export function templateNames(answer: unknown): string[] {
+export interface TemplateInfo {
+  id: string;
+  available: boolean;
+  reason?: string;
+}
+
+/** The templates of a /templates answer (`[{"id","available","reason"}]`, or plain names). */
+export function templateInfo(answer: unknown): TemplateInfo[] {
   const list = Array.isArray(answer)
     ? answer
     : answer && typeof answer === 'object' && Array.isArray((answer as { templates?: unknown }).templates)
       ? (answer as { templates: unknown[] }).templates
       : [];
-  const names: string[] = [];
+  const out: TemplateInfo[] = [];
   for (const item of list) {
-    if (typeof item === 'string') names.push(item);
+    if (typeof item === 'string') out.push({ id: item, available: true });
     else if (item && typeof item === 'object') {
       const o = item as Record<string, unknown>;
-      if (o.available === false || o.enabled === false) continue;
-      const name = o.id ?? o.name ?? o.template;
-      if (typeof name === 'string') names.push(name);
+      const id = o.id ?? o.name ?? o.template;
+      if (typeof id !== 'string') continue;
+      const available = o.available !== false && o.enabled !== false;
+      out.push({ id, available, reason: typeof o.reason === 'string' ? o.reason : undefined });
     }
   }
-  return names;
+  return out;
+}
+
+/** Names of the templates the server offers now. */
+export function templateNames(answer: unknown): string[] {
+  return templateInfo(answer)
+    .filter((t) => t.available)
+    .map((t) => t.id);
 }
 
 /** A human-readable message for any thrown value. */

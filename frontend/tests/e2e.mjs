@@ -71,7 +71,9 @@ async function typeCommand(page, command) {
 async function startFromStartPage(page, selector) {
   await page.goto(`${base}/`);
   await page.locator(selector).first().click();
-  await page.waitForURL(/\/s\/[^/]+$/, { timeout: READY_MS });
+  const error = page.locator('.progress .alert-error');
+  await Promise.race([page.waitForURL(/\/s\/[^/]+$/, { timeout: READY_MS }), error.waitFor({ timeout: READY_MS })]);
+  if (await error.isVisible()) throw new Error(`the start page says: ${await error.locator('p').textContent()}`);
   await waitForPrompt(page);
   return new URL(page.url()).pathname.split('/')[2];
 }

@@ -166,7 +166,12 @@ async function api(req, res, url) {
     const l = lessons.find((x) => x.id === parts[1]);
     return l ? json(res, 200, lessonView(l, lang, true)) : json(res, 404, { error: `no lesson ${parts[1]}` });
   }
-  if (parts[0] === 'templates') return json(res, 404, { error: 'not here' });
+  if (parts[0] === 'templates') {
+    return json(res, 200, [
+      { id: 'docker', available: true, reason: null },
+      { id: 'kubernetes', available: false, reason: 'the mock server runs no Kubernetes' },
+    ]);
+  }
   if (parts[0] !== 'sessions') return json(res, 404, { error: 'not found' });
   if (parts.length === 1 && method === 'POST') {
     const body = await readBody(req);

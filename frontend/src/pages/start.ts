@@ -2,7 +2,7 @@
 // the free and (when offered) Kubernetes playground buttons, and session start with
 // progress until every instance is ready, with clear messages for full/limited/failed.
 
-import { api, ApiError, errorText, templateNames, type LessonSummary, type Session } from '../api';
+import { api, ApiError, errorText, templateInfo, type LessonSummary, type Session, type TemplateInfo } from '../api';
 import { h, replaceChildren } from '../dom';
 import { lang, t } from '../i18n';
 import { langSwitch } from '../lang-switch';
@@ -23,7 +23,9 @@ export function mountStart(root: HTMLElement): Cleanup {
 
   let lessons: LessonSummary[] | null = null;
   let lessonsError: string | null = null;
-  let templates: string[] = [];
+  // null while unknown (no /templates endpoint): then the lessons tell what is offered.
+  let templates: TemplateInfo[] | null = null;
+  const unavailable = (template: string) => templates?.find((x) => x.id === template && !x.available);
 
   function draw(): void {
     replaceChildren(
@@ -46,7 +48,9 @@ export function mountStart(root: HTMLElement): Cleanup {
   }
 
   function drawPlaygrounds(): void {
-    const offersK8s = templates.includes('kubernetes') || (lessons ?? []).some((l) => l.template === 'kubernetes');
+    const offersK8s = templates
+      ? templates.some((x) => x.id === 'kubernetes' && x.available)
+      : (lessons ?? []).some((l) => l.template === 'kubernetes');
     replaceChildren(
       playBox,
       h('h2', { id: 'play-h' }, t('playgrounds')),
@@ -82,6 +86,7 @@ export function mountStart(root: HTMLElement): Cleanup {
           const meta = [l.template, l.minutes ? t('minutes', { n: l.minutes }) : null, steps ? t('steps', { n: steps }) : null]
             .filter(Boolean)
             .join(' · ');
+          const off = unavailable(l.template);
           return h(
             'li',
             {},
@@ -91,11 +96,14 @@ export function mountStart(root: HTMLElement): Cleanup {
                 type: 'button',
                 class: 'card lesson-card',
                 'data-lesson': l.id,
+                disabled: !!off,
+                title: off ? t('unavailable', { reason: off.reason ?? '' }) : null,
                 onclick: () => void start({ template: l.template || 'docker', lesson: l.id, lang: lang() }),
               },
               h('span', { class: 'card-title' }, l.title),
               l.summary ? h('span', { class: 'card-summary' }, l.summary) : null,
               h('span', { class: 'card-hint' }, meta),
+              off ? h('span', { class: 'card-hint' }, t('unavailable', { reason: off.reason ?? '' })) : null,
             ),
           );
         }),
@@ -119,16 +127,20 @@ export function mountStart(root: HTMLElement): Cleanup {
 
   async function loadTemplates(): Promise<void> {
     try {
-      templates = templateNames(await api.templates());
+      templates = templateInfo(await api.templates());
     } catch {
-      templates = [];
+      templates = null;
     }
+    if (alive) drawLessons();
     if (alive) drawPlaygrounds();
   }
 
   function setBusy(busy: boolean): void {
     starting = busy;
-    page.querySelectorAll<HTMLButtonElement>('.card').forEach((b) => (b.disabled = busy));
+    page.querySelectorAll<HTMLButtonElement>('.card').forEach((b) => {
+      const lesson = lessons?.find((l) => l.id === b.dataset.lesson);
+      b.disabled = busy || (lesson !== undefined && !!unavailable(lesson.template));
+    });
   }
 
   function showError(message: string, retry: () => void, session?: Session): void {

@@ -1,12 +1,21 @@
 // Unit tests of the API helpers that need no browser.
 import { describe, expect, it } from 'vitest';
-import { stepHasCheck, templateNames } from '../../src/api';
+import { stepHasCheck, templateInfo, templateNames } from '../../src/api';
 
 describe('templateNames', () => {
   it('reads the plausible shapes of a /templates answer', () => {
     expect(templateNames(['docker', 'kubernetes'])).toEqual(['docker', 'kubernetes']);
     expect(templateNames([{ id: 'docker' }, { name: 'kubernetes' }])).toEqual(['docker', 'kubernetes']);
     expect(templateNames({ templates: [{ template: 'kubernetes' }] })).toEqual(['kubernetes']);
+  });
+
+  it('reads the server shape with availability and reason', () => {
+    const answer = [
+      { id: 'docker', available: true, reason: null },
+      { id: 'kubernetes', available: false, reason: 'image drydock/instance-k3s:latest is missing' },
+    ];
+    expect(templateNames(answer)).toEqual(['docker']);
+    expect(templateInfo(answer)[1]).toEqual({ id: 'kubernetes', available: false, reason: 'image drydock/instance-k3s:latest is missing' });
   });
 
   it('skips templates marked unavailable and ignores junk', () => {
