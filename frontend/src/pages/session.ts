@@ -54,12 +54,14 @@ export async function mountSession(id: string, root: HTMLElement): Promise<Clean
   closeBtn.addEventListener('click', async () => {
     if (!confirm(t('closeConfirm'))) return;
     closeBtn.disabled = true;
+    // Stop the terminals first: they must not try to reconnect to instances being deleted.
+    cleanup();
     try {
       await api.closeSession(id);
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 404)) {
-        notice.textContent = t('requestFailed', { error: errorText(e) });
-        closeBtn.disabled = false;
+        alert(t('requestFailed', { error: errorText(e) }));
+        navigate(location.pathname, true);
         return;
       }
     }
