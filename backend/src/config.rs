@@ -150,6 +150,9 @@ pub struct Settings {
     pub create_per_minute: Option<u32>,
     /// How long an instance may take to report ready, in seconds.
     pub ready_timeout_seconds: Option<u64>,
+    /// A lessons directory: its lessons replace the embedded ones of the same id, new ids
+    /// are added.
+    pub lessons_dir: Option<PathBuf>,
 }
 
 macro_rules! merge_fields {
@@ -167,6 +170,7 @@ impl Settings {
             max_session_minutes, session_seconds, max_instances_per_session, max_sessions,
             instance_image, kubernetes_image, cpus, memory_mb, pids, registry_mirror, create_per_minute,
             ready_timeout_seconds);
+        merge_fields!(self, other; lessons_dir);
     }
 
     pub fn from_toml_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -239,6 +243,7 @@ impl Settings {
             registry_mirror: parse(&get, "DRYDOCK_REGISTRY_MIRROR")?,
             create_per_minute: parse(&get, "DRYDOCK_CREATE_PER_MINUTE")?,
             ready_timeout_seconds: parse(&get, "DRYDOCK_READY_TIMEOUT_SECONDS")?,
+            lessons_dir: parse(&get, "DRYDOCK_LESSONS_DIR")?,
         })
     }
 }
@@ -287,6 +292,8 @@ pub struct Config {
     pub registry_mirror: Option<String>,
     pub create_per_minute: u32,
     pub ready_timeout: Duration,
+    /// Lessons replacing or adding to the embedded ones.
+    pub lessons_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -384,6 +391,7 @@ impl Config {
             registry_mirror: s.registry_mirror.filter(|m| !m.is_empty()),
             create_per_minute: s.create_per_minute.unwrap_or(10),
             ready_timeout: Duration::from_secs(s.ready_timeout_seconds.unwrap_or(60)),
+            lessons_dir: s.lessons_dir,
         })
     }
 

@@ -45,6 +45,8 @@ pub enum ServeError {
     Runtime(#[from] runtime::RuntimeError),
     #[error("start-up reconciliation failed: {0}")]
     Reconcile(error::Error),
+    #[error(transparent)]
+    Lessons(#[from] lessons::LessonError),
 }
 
 /// Builds the session manager and the router from parts (tests pass their own runtime and
@@ -54,13 +56,27 @@ pub fn build(
     store: Arc<dyn Store>,
     runtime: Arc<dyn Runtime>,
 ) -> (axum::Router, Arc<Sessions>) {
+    let lessons = lessons::Catalog::embedded().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the embedded lessons are not valid; serving none");
+        lessons::Catalog::default()
+    });
+    build_with_lessons(config, store, runtime, Arc::new(lessons))
+}
+
+/// [`build`] with the lessons to serve.
+pub fn build_with_lessons(
+    config: Config,
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    lessons: Arc<lessons::Catalog>,
+) -> (axum::Router, Arc<Sessions>) {
     let sessions = Sessions::new(
         Arc::new(config),
         store,
         runtime,
         Arc::new(Metrics::default()),
     );
-    (api::router(sessions.clone()), sessions)
+    (api::router(sessions.clone(), lessons), sessions)
 }
 
 /// Runs the server until `shutdown` resolves: opens the store in the data directory, connects
@@ -74,6 +90,10 @@ pub async fn run(
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    let lessons = lessons::Catalog::load(config.lessons_dir.as_deref())?;
+    for l in lessons.lessons() {
+        tracing::info!(lesson = %l.id, from = %l.origin, steps = l.steps.len(), "lesson");
+    }
     let store = SqliteStore::open(&config.data_dir.join("drydock.db")).await?;
     let server_id =
         runtime::owner::load_or_create(&config.data_dir).map_err(|source| ServeError::DataDir {
@@ -112,7 +132,12 @@ pub async fn run(
     if config.public_origin.is_none() {
         config.allowed_origins = config::derived_origins(bound);
     }
-    let (router, sessions) = build(config, Arc::new(store), Arc::new(runtime));
+    let (router, sessions) = build_with_lessons(
+        config,
+        Arc::new(store),
+        Arc::new(runtime),
+        Arc::new(lessons),
+    );
     let report = sessions.reconcile().await.map_err(ServeError::Reconcile)?;
     tracing::info!(
         adopted = report.adopted.len(),

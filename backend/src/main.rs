@@ -19,9 +19,25 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 enum Command {
     /// Serve the HTTP API (settings: TOML file < DRYDOCK_* environment < flags).
     Serve(ServeArgs),
+    /// Lesson tools.
+    Lessons {
+        #[command(subcommand)]
+        command: LessonsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LessonsCommand {
+    /// Validate lessons (format: lessons/README.md); prints file:line: problem, exits 1 on
+    /// any problem.
+    Lint {
+        /// Lessons directory [default: the lessons embedded in this binary].
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -35,6 +51,9 @@ struct ServeArgs {
     /// Directory for the database [default: ./data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Lessons directory replacing or adding to the embedded lessons (by lesson id).
+    #[arg(long)]
+    lessons_dir: Option<PathBuf>,
     #[arg(long)]
     admin_token: Option<String>,
     /// Origin browsers use (for the WebSocket Origin check) [default: derived from listen].
@@ -83,6 +102,7 @@ impl ServeArgs {
         Settings {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
+            lessons_dir: self.lessons_dir.clone(),
             admin_token: self.admin_token.clone(),
             public_origin: self.public_origin.clone(),
             session_minutes: self.session_minutes,
@@ -179,6 +199,18 @@ async fn main() -> anyhow::Result<()> {
             drydock::run(config, shutdown_signal())
                 .await
                 .context("running the server")?;
+        }
+        Command::Lessons {
+            command: LessonsCommand::Lint { dir },
+        } => {
+            let ok = drydock::lessons::lint::run(
+                dir.as_deref(),
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            );
+            if !ok {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

@@ -18,6 +18,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::error::{error_response, Error};
+use crate::lessons::Catalog;
 use crate::sessions::{valid_instance_name, valid_session_id, CreateRequest, Live, Sessions};
 use ratelimit::RateLimiter;
 
@@ -25,12 +26,17 @@ use ratelimit::RateLimiter;
 pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub limiter: Arc<RateLimiter>,
+    pub lessons: Arc<Catalog>,
 }
 
 /// The whole router.
-pub fn router(sessions: Arc<Sessions>) -> Router {
+pub fn router(sessions: Arc<Sessions>, lessons: Arc<Catalog>) -> Router {
     let limiter = Arc::new(RateLimiter::new(sessions.config().create_per_minute));
-    let state = AppState { sessions, limiter };
+    let state = AppState {
+        sessions,
+        limiter,
+        lessons,
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -54,6 +60,7 @@ pub fn router(sessions: Arc<Sessions>) -> Router {
             "/api/v1/sessions/{id}/instances/{name}/terminals/{term}",
             get(terminal::attach),
         )
+        .merge(crate::lessons::http::routes())
         .fallback(fallback)
         .with_state(state)
 }
@@ -137,6 +144,7 @@ async fn create_session(
 ) -> Result<Response, Error> {
     let req: CreateRequest = parse_json(&body, r#"{"template":"docker"}"#)?;
     crate::sessions::validate(&req)?;
+    crate::lessons::http::validate_create(&st, &req)?;
     st.limiter.check(ip)?;
     let created = st.sessions.create(req).await?;
     let cookie = auth::session_cookie(&created.session.id, &created.token);
@@ -179,7 +187,8 @@ async fn get_session(
     RawQuery(q): RawQuery,
 ) -> Result<Response, Error> {
     let live = authorize(&st, &id, &headers, q.as_deref())?;
-    Ok(Json(live.view()).into_response())
+    let view = crate::lessons::http::with_progress(&st, live.view()).await?;
+    Ok(Json(view).into_response())
 }
 
 async fn delete_session(

@@ -25,6 +25,17 @@ struct Embedded;
 /// other lesson follows, by id.
 pub const COURSE_ORDER: [&str; 5] = ["whalesay", "dockerfile", "pods", "deployments", "services"];
 
+/// Orders lesson ids: [`COURSE_ORDER`] first, then by id.
+pub fn course_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let rank = |id: &str| {
+        COURSE_ORDER
+            .iter()
+            .position(|c| *c == id)
+            .unwrap_or(COURSE_ORDER.len())
+    };
+    (rank(a), a).cmp(&(rank(b), b))
+}
+
 /// Top-level folders of a lessons tree that are not lessons.
 pub const IGNORED_DIRS: [&str; 1] = ["tools"];
 
@@ -586,13 +597,7 @@ impl Catalog {
     }
 
     pub fn from_lessons(mut lessons: Vec<Lesson>) -> Catalog {
-        let rank = |id: &str| {
-            COURSE_ORDER
-                .iter()
-                .position(|c| *c == id)
-                .unwrap_or(COURSE_ORDER.len())
-        };
-        lessons.sort_by(|a, b| (rank(&a.id), &a.id).cmp(&(rank(&b.id), &b.id)));
+        lessons.sort_by(|a, b| course_order(&a.id, &b.id));
         Catalog {
             lessons: lessons.into_iter().map(Arc::new).collect(),
         }

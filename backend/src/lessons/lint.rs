@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use rust_embed::RustEmbed;
 
-use super::catalog::{scan, Tree};
+use super::catalog::{course_order, scan, Tree};
 use super::{LessonError, Problem};
 
 /// The lesson image build scripts, as of this binary's build.
@@ -124,6 +124,7 @@ pub fn lint_tree(tree: &Tree, images: &ImageSet) -> Report {
     let mut report = Report::default();
     let (_, loaded) = scan(tree);
     report.lessons = tree.lesson_dirs();
+    report.lessons.sort_by(|a, b| course_order(a, b));
     for l in loaded {
         report.problems.extend(l.problems);
         for (img, line) in &l.images {

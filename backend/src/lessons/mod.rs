@@ -10,13 +10,14 @@
 //! - [`lint`]: `drydock lessons lint [DIR]`, everything the catalog validates plus `bash -n` of
 //!   the checks and the images the lessons pull;
 //! - [`checks`]: running a step's check through the instance agent's `/v1/exec`;
-//! - `http`: the lesson endpoints of the External API and the per-session progress.
+//! - [`http`]: the lesson endpoints of the External API and the per-session progress.
 //!
 //! Nothing here knows how instances run: checks go through the agent client, progress through
 //! the [`crate::store::Store`].
 
 pub mod catalog;
 pub mod checks;
+pub mod http;
 pub mod lint;
 pub mod manifest;
 pub mod markdown;
@@ -66,6 +67,13 @@ impl Lang {
             "zh" => Ok(Lang::Zh),
             _ => Err(LessonError::UnknownLang(v.to_owned())),
         }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Lang {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Lang, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        Lang::from_query(Some(&s)).map_err(serde::de::Error::custom)
     }
 }
 

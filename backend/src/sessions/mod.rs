@@ -329,6 +329,9 @@ impl Sessions {
     pub fn agent(&self) -> &AgentClient {
         &self.agent
     }
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
     pub fn clock(&self) -> &Clock {
         &self.clock
     }

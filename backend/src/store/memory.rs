@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{EventRow, InstanceRow, SessionRow, Store, StoreError};
+use super::{EventRow, InstanceRow, ProgressRow, SessionRow, Store, StoreError};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -16,6 +16,7 @@ struct Inner {
     sessions: Vec<SessionRow>,
     instances: Vec<InstanceRow>,
     events: Vec<EventRow>,
+    progress: Vec<ProgressRow>,
 }
 
 impl MemoryStore {
@@ -127,5 +128,32 @@ impl Store for MemoryStore {
                 .cloned()
                 .collect()
         }))
+    }
+
+    async fn record_check(&self, p: &ProgressRow) -> Result<(), StoreError> {
+        self.with(|i| {
+            match i
+                .progress
+                .iter_mut()
+                .find(|x| x.session_id == p.session_id && x.step == p.step)
+            {
+                Some(x) if x.passed => {}
+                Some(x) => *x = p.clone(),
+                None => i.progress.push(p.clone()),
+            }
+        });
+        Ok(())
+    }
+
+    async fn progress(&self, session_id: &str) -> Result<Vec<ProgressRow>, StoreError> {
+        let mut rows: Vec<ProgressRow> = self.with(|i| {
+            i.progress
+                .iter()
+                .filter(|x| x.session_id == session_id)
+                .cloned()
+                .collect()
+        });
+        rows.sort_by_key(|r| r.step);
+        Ok(rows)
     }
 }

@@ -75,6 +75,19 @@ pub struct EventRow {
     pub detail: String,
 }
 
+/// A session's result for one lesson step (`lesson_progress`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ProgressRow {
+    pub session_id: String,
+    /// Counts from 0, like the check endpoint.
+    pub step: i64,
+    pub passed: bool,
+    /// The check's feedback.
+    pub message: String,
+    /// Unix milliseconds.
+    pub checked_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError>;
@@ -99,4 +112,10 @@ pub trait Store: Send + Sync + 'static {
         detail: &str,
     ) -> Result<(), StoreError>;
     async fn events(&self, session_id: &str) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Records a step check. A step that passed stays passed (its first pass is kept); until
+    /// then each check replaces the previous result.
+    async fn record_check(&self, p: &ProgressRow) -> Result<(), StoreError>;
+    /// A session's step results, by step.
+    async fn progress(&self, session_id: &str) -> Result<Vec<ProgressRow>, StoreError>;
 }

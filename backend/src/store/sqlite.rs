@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use super::{EventRow, InstanceRow, SessionRow, Store, StoreError};
+use super::{EventRow, InstanceRow, ProgressRow, SessionRow, Store, StoreError};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -199,5 +199,35 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("list events"))
+    }
+
+    async fn record_check(&self, p: &ProgressRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO lesson_progress (session_id, step, passed, message, checked_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (session_id, step) DO UPDATE SET
+               passed = excluded.passed, message = excluded.message, checked_at = excluded.checked_at
+             WHERE lesson_progress.passed = 0",
+        )
+        .bind(&p.session_id)
+        .bind(p.step)
+        .bind(p.passed)
+        .bind(&p.message)
+        .bind(p.checked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("record check"))?;
+        Ok(())
+    }
+
+    async fn progress(&self, session_id: &str) -> Result<Vec<ProgressRow>, StoreError> {
+        sqlx::query_as::<_, ProgressRow>(
+            "SELECT session_id, step, passed, message, checked_at FROM lesson_progress
+             WHERE session_id = ? ORDER BY step",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list progress"))
     }
 }
