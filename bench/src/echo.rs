@@ -24,6 +24,15 @@ pub struct Args {
     /// Keystrokes before measuring (not recorded).
     #[arg(long, default_value_t = 20)]
     pub warmup: usize,
+    /// Also time this many empty commands (`true`, Enter → next prompt).
+    #[arg(long, default_value_t = 50)]
+    pub commands: usize,
+    /// The timed command.
+    #[arg(long, default_value = "true")]
+    pub command: String,
+    /// Print when each output frame of the timed commands arrived (for profiling).
+    #[arg(long)]
+    pub trace_frames: bool,
     /// Also measure straight to the agent (bypassing the server) to split the relay's cost.
     #[arg(long)]
     pub direct_agent: bool,
@@ -63,6 +72,43 @@ pub async fn keystrokes(term: &mut Terminal, n: usize, interval: Duration) -> Re
     Ok(out)
 }
 
+/// Runs `cmd` `n` times and returns each Enter → prompt time in ms.
+pub async fn commands(
+    term: &mut Terminal,
+    cmd: &str,
+    n: usize,
+    interval: Duration,
+    trace: bool,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let mut frames = vec![];
+        let (_, took) = term
+            .run_with(cmd, Duration::from_secs(10), |d| {
+                if trace {
+                    frames.push(format!(
+                        "{:.2}ms:{:?}",
+                        t0.elapsed().as_secs_f64() * 1e3,
+                        String::from_utf8_lossy(d)
+                    ));
+                }
+            })
+            .await?;
+        if trace {
+            progress!(
+                "{}: `{cmd}` took {:.2} ms; frames {}",
+                term.what(),
+                took.as_secs_f64() * 1e3,
+                frames.join(" ")
+            );
+        }
+        out.push(took.as_secs_f64() * 1e3);
+        term.pump(Instant::now() + interval).await?;
+    }
+    Ok(out)
+}
+
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     let n = ctx.runs_or(200);
     let interval = Duration::from_millis(args.interval_ms);
@@ -72,6 +118,14 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
         let mut term = ctx.prompt(&s, "node1", "bench").await?;
         keystrokes(&mut term, args.warmup, interval).await?;
         let samples = keystrokes(&mut term, n, interval).await?;
+        let cmds = commands(
+            &mut term,
+            &args.command,
+            args.commands,
+            interval,
+            args.trace_frames,
+        )
+        .await?;
         let acks = term.acks_sent;
         term.close().await;
         let mut direct = None;
@@ -82,25 +136,54 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
                 Terminal::connect(&url, Some(&secret), format!("agent terminal {url}")).await?;
             t.set_prompt("direct", Duration::from_secs(30)).await?;
             keystrokes(&mut t, args.warmup, interval).await?;
-            direct = Some(keystrokes(&mut t, n, interval).await?);
+            let keys = keystrokes(&mut t, n, interval).await?;
+            let cmds = commands(
+                &mut t,
+                &args.command,
+                args.commands,
+                interval,
+                args.trace_frames,
+            )
+            .await?;
+            direct = Some((keys, cmds));
             t.close().await;
         }
-        anyhow::Ok((samples, acks, direct))
+        anyhow::Ok((samples, cmds, acks, direct))
     }
     .await;
     ctx.close(&s).await;
-    let (samples, acks, direct) = result?;
+    let (samples, cmds, acks, direct) = result?;
     let mut rows = vec![Row::new(
         "keystroke echo round trip (client → server → agent → PTY → back)",
         "ms",
         &samples,
     )
     .target(Target::median_at_most(1.0))];
-    if let Some(d) = &direct {
+    if !cmds.is_empty() {
+        rows.push(Row::new(
+            format!(
+                "command round trip (`{}` Enter → next prompt)",
+                args.command
+            ),
+            "ms",
+            &cmds,
+        ));
+    }
+    if let Some((keys, c)) = &direct {
         rows.push(
-            Row::new("keystroke echo straight to the agent (no server)", "ms", d)
-                .note("profiling split"),
+            Row::new(
+                "keystroke echo straight to the agent (no server)",
+                "ms",
+                keys,
+            )
+            .note("profiling split"),
         );
+        if !c.is_empty() {
+            rows.push(
+                Row::new("command round trip straight to the agent", "ms", c)
+                    .note("profiling split"),
+            );
+        }
     }
     let summary = crate::stats::summarize(&samples);
     progress!(
@@ -113,7 +196,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
         rows,
         details: json!({
             "keystrokes": n, "interval_ms": args.interval_ms, "acks_sent": acks,
-            "summary_ms": summary, "direct_agent_summary_ms": direct.as_deref().and_then(crate::stats::summarize),
+            "summary_ms": summary, "commands_summary_ms": crate::stats::summarize(&cmds),
+            "direct_agent_summary_ms": direct.as_ref().and_then(|d| crate::stats::summarize(&d.0)),
+            "direct_agent_commands_summary_ms": direct.as_ref().and_then(|d| crate::stats::summarize(&d.1)),
         }),
     })
 }

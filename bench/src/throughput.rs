@@ -68,9 +68,94 @@ struct Runs {
     frames: u64,
     wire_bytes: u64,
     acks: u64,
+    /// CPU seconds per run, by process.
+    cpu: Vec<Cpu>,
 }
 
-async fn terminal_runs(term: &mut Terminal, bytes: u64, runs: usize, label: &str) -> Result<Runs> {
+/// CPU seconds used (user + system) since some start, by who used them.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Cpu {
+    pub server: f64,
+    pub agent: f64,
+    /// Everything in the instance's cgroup (agent, shell, the command).
+    pub instance: f64,
+    /// Time the instance's cgroup was throttled by its CPU quota.
+    pub instance_throttled: f64,
+    pub bench: f64,
+}
+
+/// Who to watch: host pids and the instance's container id.
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    pub server_pid: Option<u32>,
+    pub agent_pid: Option<u32>,
+    pub container_id: Option<String>,
+}
+
+/// utime + stime of a process, in seconds.
+pub fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_cpu(&stat)
+}
+
+/// Fields 14 and 15 of /proc/PID/stat (after the parenthesised command) at 100 Hz.
+pub fn parse_stat_cpu(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14 → index 11.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+impl Watch {
+    pub fn snapshot(&self) -> Cpu {
+        let read = |p: String| std::fs::read_to_string(p).ok();
+        let (mut instance, mut throttled) = (0.0, 0.0);
+        if let Some(id) = &self.container_id {
+            if let Some(ns) = read(format!("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage"))
+                .and_then(|t| t.trim().parse::<f64>().ok())
+            {
+                instance = ns / 1e9;
+            }
+            if let Some(stat) = read(format!("/sys/fs/cgroup/cpu/docker/{id}/cpu.stat")) {
+                throttled = stat
+                    .lines()
+                    .find_map(|l| l.strip_prefix("throttled_time "))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .map(|ns| ns / 1e9)
+                    .unwrap_or(0.0);
+            }
+        }
+        Cpu {
+            server: self.server_pid.and_then(process_cpu).unwrap_or(0.0),
+            agent: self.agent_pid.and_then(process_cpu).unwrap_or(0.0),
+            instance,
+            instance_throttled: throttled,
+            bench: process_cpu(std::process::id()).unwrap_or(0.0),
+        }
+    }
+}
+
+impl Cpu {
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            server: self.server - before.server,
+            agent: self.agent - before.agent,
+            instance: self.instance - before.instance,
+            instance_throttled: self.instance_throttled - before.instance_throttled,
+            bench: self.bench - before.bench,
+        }
+    }
+}
+
+async fn terminal_runs(
+    term: &mut Terminal,
+    bytes: u64,
+    runs: usize,
+    label: &str,
+    watch: &Watch,
+) -> Result<Runs> {
     let cmd = command(bytes);
     // Warm-up: page cache, binaries, allocator.
     term.run(&command(bytes.min(1_000_000)), Duration::from_secs(60))
@@ -80,11 +165,14 @@ async fn terminal_runs(term: &mut Terminal, bytes: u64, runs: usize, label: &str
         frames: 0,
         wire_bytes: 0,
         acks: 0,
+        cpu: vec![],
     };
     let timeout = Duration::from_secs(600);
     for i in 0..runs {
         let acks0 = term.acks_sent;
+        let cpu0 = watch.snapshot();
         let (got, took) = term.run(&cmd, timeout).await?;
+        let cpu = watch.snapshot().since(&cpu0);
         if got.bytes < bytes {
             bail!(
                 "{}: received {} bytes, fewer than the {bytes} printed",
@@ -94,14 +182,20 @@ async fn terminal_runs(term: &mut Terminal, bytes: u64, runs: usize, label: &str
         }
         let v = mb_per_s(bytes, took);
         progress!(
-            "throughput {label} run {}/{runs}: {v:.1} MB/s ({} bytes in {} frames, mean {} B/frame, {} acks, {:.2} s)",
+            "throughput {label} run {}/{runs}: {v:.1} MB/s ({} bytes in {} frames, mean {} B/frame, {} acks, {:.2} s; CPU s: server {:.2}, agent {:.2}, instance {:.2} (throttled {:.2}), bench {:.2})",
             i + 1,
             got.bytes,
             got.frames,
             got.bytes / got.frames.max(1),
             term.acks_sent - acks0,
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            cpu.server,
+            cpu.agent,
+            cpu.instance,
+            cpu.instance_throttled,
+            cpu.bench
         );
+        r.cpu.push(cpu);
         r.mbps.push(v);
         r.frames += got.frames;
         r.wire_bytes += got.bytes;
@@ -158,8 +252,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     let opened = ctx.open_session().await?;
     let s = opened.session.clone();
     let result = async {
+        let mut watch = Watch {
+            server_pid: crate::memory::server_pid(ctx).ok(),
+            ..Default::default()
+        };
+        if let Ok(c) = docker::inspect(&docker::container_name(&s.id, "node1")).await {
+            watch.agent_pid = (c.pid != 0).then_some(c.pid);
+            watch.container_id = Some(c.id);
+        }
         let mut term = ctx.prompt(&s, "node1", "bench").await?;
-        let through = terminal_runs(&mut term, args.bytes, runs, "via server").await?;
+        let through = terminal_runs(&mut term, args.bytes, runs, "via server", &watch).await?;
         let raw_inst = if args.no_raw_instance {
             vec![]
         } else {
@@ -172,17 +274,18 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             let mut t =
                 Terminal::connect(&url, Some(&secret), format!("agent terminal {url}")).await?;
             t.set_prompt("direct", Duration::from_secs(30)).await?;
-            let r = terminal_runs(&mut t, args.bytes, runs, "straight to the agent").await?;
+            let r =
+                terminal_runs(&mut t, args.bytes, runs, "straight to the agent", &watch).await?;
             t.close().await;
             Some(r)
         } else {
             None
         };
-        anyhow::Ok((through, raw_inst, direct))
+        anyhow::Ok((through, raw_inst, direct, watch))
     }
     .await;
     ctx.close(&s).await;
-    let (through, raw_inst, direct) = result?;
+    let (through, raw_inst, direct, _watch) = result?;
     let raw_loc = if args.no_raw_local {
         vec![]
     } else {
@@ -215,6 +318,49 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             .note("profiling split"),
         );
     }
+    let per_100mb = |f: fn(&Cpu) -> f64| -> Vec<f64> {
+        through
+            .cpu
+            .iter()
+            .map(|c| f(c) * 1e8 / args.bytes as f64)
+            .collect()
+    };
+    if through.cpu.iter().any(|c| c.server > 0.0) {
+        rows.push(
+            Row::new(
+                "… CPU of the server per 100 MB",
+                "s",
+                &per_100mb(|c| c.server),
+            )
+            .note("profiling"),
+        );
+    }
+    if through.cpu.iter().any(|c| c.instance > 0.0) {
+        rows.push(
+            Row::new(
+                "… CPU of the agent per 100 MB",
+                "s",
+                &per_100mb(|c| c.agent),
+            )
+            .note("profiling"),
+        );
+        rows.push(
+            Row::new(
+                "… CPU of the whole instance per 100 MB (agent + command)",
+                "s",
+                &per_100mb(|c| c.instance),
+            )
+            .note("profiling"),
+        );
+    }
+    rows.push(
+        Row::new(
+            "… CPU of this client per 100 MB",
+            "s",
+            &per_100mb(|c| c.bench),
+        )
+        .note("profiling"),
+    );
     if !raw_inst.is_empty() {
         rows.push(Row::new(
             "raw PTY ceiling: `script` inside the instance (same CPU limit)",
@@ -233,7 +379,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
         json!({
             "mb_per_s": r.mbps, "frames": r.frames, "wire_bytes": r.wire_bytes,
             "mean_frame_bytes": r.wire_bytes / r.frames.max(1), "acks": r.acks,
-            "mean_bytes_per_ack": r.wire_bytes / r.acks.max(1),
+            "mean_bytes_per_ack": r.wire_bytes / r.acks.max(1), "cpu_s": r.cpu,
         })
     };
     Ok(Report {
@@ -265,6 +411,14 @@ mod tests {
         assert!(!command(1000).contains('\''));
         assert!(c.contains("script -qc 'yes drydock-bench-throughput-"));
         assert!(c.contains("head -c 1000'"));
+    }
+
+    #[test]
+    fn cpu_from_proc_stat() {
+        let stat =
+            "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 1000 0 0";
+        assert_eq!(parse_stat_cpu(stat), Some(3.0));
+        assert!(process_cpu(std::process::id()).is_some());
     }
 
     #[test]
