@@ -678,7 +678,17 @@ mod tests {
         }
         let c = Catalog::load(Some(dir.path())).unwrap_or_else(|e| panic!("{e}"));
         let ids: Vec<&str> = c.lessons().iter().map(|l| l.id.as_str()).collect();
-        assert_eq!(ids, ["whalesay", "dockerfile", "zeta"]);
+        assert_eq!(
+            ids,
+            [
+                "whalesay",
+                "dockerfile",
+                "pods",
+                "deployments",
+                "services",
+                "zeta"
+            ]
+        );
         assert_eq!(c.get("whalesay").unwrap().minutes, 42);
         assert_eq!(
             c.get("whalesay").unwrap().origin,
