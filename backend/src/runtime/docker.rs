@@ -37,6 +37,21 @@ pub const LABEL_INSTANCE: &str = "drydock.instance";
 /// Linux capability numbers the instances need on top of Docker's defaults.
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Whether capability `bit` is in this process's bounding set (the engine on the same host
+/// has the same set): without CAP_SYS_RESOURCE runc cannot give a container a negative OOM
+/// score and the container fails to start.
+pub fn host_has_capability(bit: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1u64 << bit) != 0)
+}
 
 /// Resource limits and image of every instance.
 #[derive(Debug, Clone)]
@@ -417,11 +432,12 @@ impl Runtime for DockerRuntime {
             nano_cpus: Some((s.cpus * 1e9) as i64),
             cpu_shares: Some(s.cpu_shares),
             // Memory and memory+swap equal: no swap, so a memory bomb is OOM-killed inside
-            // the instance's cgroup. The agent (PID 1) gets -1000 and lowers every child
-            // back to 0, so the OOM killer picks the learner's process, never the agent.
+            // the instance's cgroup. Where the host grants CAP_SYS_RESOURCE the agent (PID 1)
+            // gets -1000 (and its children 0); elsewhere runc cannot set a negative score and
+            // the agent raises its children to +500 instead (sandbox/agent process/oom.rs).
             memory: Some(memory),
             memory_swap: Some(memory),
-            oom_score_adj: Some(-1000),
+            oom_score_adj: host_has_capability(CAP_SYS_RESOURCE).then_some(-1000),
             pids_limit: Some(s.pids),
             ulimits: Some(vec![ResourcesUlimits {
                 name: Some("nofile".into()),
