@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod sessions;
 pub mod store;
 pub mod templates;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;

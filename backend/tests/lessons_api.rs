@@ -185,7 +185,9 @@ async fn lists_lessons_in_both_languages() {
         .iter()
         .map(|l| l["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["whalesay", "dockerfile", "demo"]);
+    // The course order first, then any other lesson (the fixture) by id.
+    assert_eq!(ids[..2], ["whalesay", "dockerfile"]);
+    assert_eq!(ids.last(), Some(&"demo"));
     assert_eq!(
         v[0],
         json!({
@@ -261,9 +263,10 @@ async fn sessions_need_a_served_lesson() {
         .unwrap();
     let (status, e) = send(&app.router, req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        e["error"],
-        "no lesson 'nope' (lessons: whalesay, dockerfile, demo)"
+    let e = e["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("no lesson 'nope' (lessons: whalesay, dockerfile, ") && e.ends_with("demo)"),
+        "{e}"
     );
 }
 

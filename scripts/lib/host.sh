@@ -43,6 +43,20 @@ ensure_rust() {
     fi
 }
 
+# Node.js and npm for the UI build: Debian's packages unless a node is already installed
+# (e.g. from NodeSource, whose nodejs conflicts with Debian's npm package).
+ensure_node() {
+    command -v node >/dev/null && command -v npm >/dev/null && return 0
+    ensure_packages nodejs npm
+}
+
+# Builds the UI into frontend/dist, which the server embeds: run before cargo builds it.
+build_frontend() {
+    log "building the UI (frontend/)"
+    (cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent) \
+        || die "the UI build failed (cd frontend && npm ci && npm run build)"
+}
+
 docker_up() { docker info >/dev/null 2>&1; }
 
 ensure_dockerd() {
@@ -93,6 +107,7 @@ CONF
 prepare_host() {
     need_root
     ensure_packages "${HOST_PACKAGES[@]}"
+    ensure_node
     ensure_rust
     ensure_dockerd
     ensure_registry

@@ -83,6 +83,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 async fn fallback(method: Method, uri: Uri) -> Response {
+    if crate::ui::handles(&method, &uri) {
+        return crate::ui::serve(&uri);
+    }
     error_response(
         StatusCode::NOT_FOUND,
         format!("no such endpoint: {method} {}", uri.path()),

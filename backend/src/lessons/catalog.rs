@@ -4,8 +4,10 @@
 //! directory replaces the embedded one as a whole, new ids are added.
 //!
 //! Loading validates every lesson with the same rules as lint (minus `bash -n` and the image
-//! list, which need the host or the repository): a lesson tree with any problem is refused
-//! whole, so a server never serves half a lesson.
+//! list, which need the host or the repository). The server leaves out a lesson with any
+//! problem (never half a lesson), logs every problem as an error and serves the others; a
+//! directory lesson that is left out also hides the embedded lesson of the same id. A
+//! lessons directory that cannot be read stops the server.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -176,6 +178,8 @@ impl Tree {
 /// The outcome of reading one lesson folder.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// The lesson folder (its id when valid).
+    pub id: String,
     /// The lesson, when nothing in it is wrong.
     pub lesson: Option<Lesson>,
     pub problems: Vec<Problem>,
@@ -189,7 +193,10 @@ pub struct Loaded {
 
 /// Reads and validates the lesson in folder `id` of `tree`.
 pub fn load_lesson(tree: &Tree, id: &str) -> Loaded {
-    let mut out = Loaded::default();
+    let mut out = Loaded {
+        id: id.to_owned(),
+        ..Loaded::default()
+    };
     let toml_rel = format!("{id}/lesson.toml");
     let toml_file = tree.show(&toml_rel);
     out.manifest_file = toml_file.clone();
@@ -555,6 +562,8 @@ pub fn scan(tree: &Tree) -> (Vec<Lesson>, Vec<Loaded>) {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     lessons: Vec<Arc<Lesson>>,
+    /// Why lessons were left out.
+    problems: Vec<Problem>,
 }
 
 impl Catalog {
@@ -571,36 +580,61 @@ impl Catalog {
         Ok(Catalog::from_lessons(lessons))
     }
 
-    /// The embedded lessons.
+    /// The embedded lessons (the valid ones; see [`Catalog::load`]).
     pub fn embedded() -> Result<Catalog, LessonError> {
-        Catalog::from_tree(&Tree::embedded())
+        Catalog::load(None)
     }
 
-    /// Only the lessons of a directory (tests, lint).
+    /// Only the lessons of a directory, all of them valid (tests).
     pub fn from_dir(dir: &Path) -> Result<Catalog, LessonError> {
         Catalog::from_tree(&Tree::read_dir(dir)?)
     }
 
     /// The embedded lessons, with those of `dir` (if given) replacing the ones of the same id
-    /// and adding new ones.
+    /// and adding new ones. Lessons with problems are left out (logged, and kept in
+    /// [`Catalog::problems`]); only an unreadable directory is an error.
     pub fn load(dir: Option<&Path>) -> Result<Catalog, LessonError> {
         let mut by_id: BTreeMap<String, Lesson> = BTreeMap::new();
-        for l in Catalog::embedded()?.lessons {
-            by_id.insert(l.id.clone(), (*l).clone());
-        }
+        let mut problems = Vec::new();
+        let mut trees = vec![Tree::embedded()];
         if let Some(dir) = dir {
-            for l in Catalog::from_dir(dir)?.lessons {
-                by_id.insert(l.id.clone(), (*l).clone());
+            trees.push(Tree::read_dir(dir)?);
+        }
+        for tree in &trees {
+            let (lessons, loaded) = scan(tree);
+            for l in loaded.into_iter().filter(|l| !l.problems.is_empty()) {
+                tracing::error!(
+                    lesson = %l.id,
+                    from = %tree.root,
+                    problems = l.problems.len(),
+                    "lesson left out: `drydock lessons lint` shows why"
+                );
+                for p in &l.problems {
+                    tracing::error!("{p}");
+                }
+                by_id.remove(&l.id);
+                problems.extend(l.problems);
+            }
+            for l in lessons {
+                by_id.insert(l.id.clone(), l);
             }
         }
-        Ok(Catalog::from_lessons(by_id.into_values().collect()))
+        let mut c = Catalog::from_lessons(by_id.into_values().collect());
+        c.problems = problems;
+        Ok(c)
     }
 
     pub fn from_lessons(mut lessons: Vec<Lesson>) -> Catalog {
         lessons.sort_by(|a, b| course_order(&a.id, &b.id));
         Catalog {
             lessons: lessons.into_iter().map(Arc::new).collect(),
+            problems: Vec::new(),
         }
+    }
+
+    /// Why lessons were left out when loading.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
     }
 
     pub fn lessons(&self) -> &[Arc<Lesson>] {
@@ -698,15 +732,27 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_directory_is_refused_with_its_problems() {
+    fn broken_lessons_are_left_out_with_their_problems() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("x/steps/01-a")).unwrap();
         std::fs::write(dir.path().join("x/lesson.toml"), "id = \"x\"\n").unwrap();
-        let e = Catalog::load(Some(dir.path())).unwrap_err().to_string();
+        // A broken replacement hides the embedded lesson of the same id.
+        std::fs::create_dir_all(dir.path().join("whalesay")).unwrap();
+        std::fs::write(dir.path().join("whalesay/lesson.toml"), "id = 1\n").unwrap();
+        let c = Catalog::load(Some(dir.path())).unwrap();
+        assert!(c.get("x").is_none() && c.get("whalesay").is_none());
+        assert!(c.get("dockerfile").is_some());
+        let shown: Vec<String> = c.problems().iter().map(|p| p.to_string()).collect();
         assert!(
-            e.contains("x/lesson.toml:1: invalid lesson.toml: missing field"),
-            "{e}"
+            shown[1].contains("x/lesson.toml:1: invalid lesson.toml: missing field"),
+            "{shown:?}"
         );
+        assert!(
+            shown[0].contains("whalesay/lesson.toml:1: invalid lesson.toml"),
+            "{shown:?}"
+        );
+        let e = Catalog::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("2 problem(s)"), "{e}");
         assert!(matches!(
             Catalog::load(Some(&dir.path().join("nope"))),
             Err(LessonError::ReadDir { .. })
