@@ -18,7 +18,7 @@ rows=$(jq -r '
     | $deps[] as $d
     | [$rss[] | select(any(.metadata.ownerReferences[]?; .kind == "Deployment" and .name == $d.metadata.name))
         | .metadata.name] as $mine
-    | [$killed[] | . as $k | select(any($mine[]; $k | startswith(. + "-"))) | select(any($pods[]; . == $k) | not)] as $gone
+    | [$killed[] | . as $k | select(any($mine[]; . as $rs | $k | startswith($rs + "-"))) | select(any($pods[]; . == $k) | not)] as $gone
     | [$d.metadata.name, ($d.spec.replicas // 1), ($d.status.readyReplicas // 0), ($gone[0] // "")]
     | @tsv' <<<"$all")
 if [ -z "$rows" ]; then

@@ -20,7 +20,7 @@ rows=$(jq -r '
     | ([$web.volumeMounts[]?.name] - ([$web.volumeMounts[]?.name] - [$tls.volumeMounts[]?.name])) as $shared
     | [.metadata.name,
        (any(.status.conditions[]?; .type == "Ready" and .status == "True") | tostring),
-       $web.name, ($shared[0] // ""), (.status.podIP // "")]
+       $web.name, ($shared[0] // "-"), (.status.podIP // "-")]
     | @tsv' <<<"$pods")
 if [ -z "$rows" ]; then
     echo "No Pod has both a drydock/web and a drydock/tls-sidecar container yet. Create web-tls with the kubectl apply command of this step."
@@ -33,7 +33,7 @@ while IFS=$'\t' read -r name ready web shared ip; do
         hint="Pod $name is not Ready yet (both containers must run): kubectl get pod $name; kubectl describe pod $name"
         continue
     fi
-    if [ -z "$shared" ]; then
+    if [ "$shared" = - ]; then
         hint="Pod $name has both containers but they share no volume: mount one volume in both (see the YAML of this step)."
         continue
     fi
@@ -42,7 +42,7 @@ while IFS=$'\t' read -r name ready web shared ip; do
         echo "Pod $name：两个容器共享一个数据卷（$shared）和同一个 localhost。HTTPS 请求先到边车容器，再经 localhost 转给 Web 服务器。下一步：删除 Pod。"
         exit 0
     fi
-    hint="Pod $name runs, but its web container has seen no request from localhost yet. Go through the sidecar: curl -sk https://${ip:-<Pod IP>}"
+    hint="Pod $name runs, but its web container has seen no request from localhost yet. Go through the sidecar: curl -sk https://$ip"
 done <<<"$rows"
 echo "$hint"
 echo "差一点：$hint"

@@ -17,8 +17,8 @@ services=$(jq -r '
        | select(any(.spec.containers[]; .image | test("^(docker\\.io/)?drydock/web:")))
        | select(any(.status.conditions[]?; .type == "Ready" and .status == "True"))] as $ready
     | select($ready | length > 0)
-    | [.metadata.name, .spec.type, (.spec.clusterIP // ""),
-       ([.spec.ports[]?.nodePort // empty][0] // ""), .metadata.creationTimestamp,
+    | [.metadata.name, .spec.type, (.spec.clusterIP // "-"),
+       ([.spec.ports[]?.nodePort // empty][0] // "-"), .metadata.creationTimestamp,
        ($sel | to_entries | map("\(.key)=\(.value)") | join(",")), ($ready | length)]
     | @tsv' <<<"$all")
 if [ -z "$services" ]; then
