@@ -157,7 +157,8 @@ impl Api {
             let text = error_text(resp).await;
             let hint = match status {
                 StatusCode::TOO_MANY_REQUESTS => {
-                    " (raise the server's create_per_minute, e.g. DRYDOCK_CREATE_PER_MINUTE=1000)"
+                    " (raise the server's limits for the benchmark, e.g. \
+                     DRYDOCK_CREATE_PER_MINUTE=1000 DRYDOCK_MAX_SESSIONS_PER_IP=200)"
                 }
                 StatusCode::SERVICE_UNAVAILABLE | StatusCode::CONFLICT => {
                     " (is max_sessions high enough? e.g. DRYDOCK_MAX_SESSIONS=200)"
