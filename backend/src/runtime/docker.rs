@@ -39,6 +39,21 @@ const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_RESOURCE: u32 = 24;
 
+/// `want` open files, at most this process's hard limit (the engine on the same host runs
+/// with the same or a higher one); `None` for 0 (the engine's default).
+pub fn capped_nofile(want: u64) -> Option<u64> {
+    if want == 0 {
+        return None;
+    }
+    let hard = std::fs::read_to_string("/proc/self/limits").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .and_then(|v| v.parse::<u64>().ok())
+    });
+    Some(hard.map_or(want, |h| want.min(h)))
+}
+
 /// Whether capability `bit` is in this process's bounding set (the engine on the same host
 /// has the same set): without CAP_SYS_RESOURCE runc cannot give a container a negative OOM
 /// score and the container fails to start.
@@ -439,11 +454,15 @@ impl Runtime for DockerRuntime {
             memory_swap: Some(memory),
             oom_score_adj: host_has_capability(CAP_SYS_RESOURCE).then_some(-1000),
             pids_limit: Some(s.pids),
-            ulimits: Some(vec![ResourcesUlimits {
-                name: Some("nofile".into()),
-                soft: Some(s.nofile as i64),
-                hard: Some(s.nofile as i64),
-            }]),
+            // Capped at this host's own hard limit: raising a hard limit needs
+            // CAP_SYS_RESOURCE, and runc fails the start when it cannot.
+            ulimits: capped_nofile(s.nofile).map(|n| {
+                vec![ResourcesUlimits {
+                    name: Some("nofile".into()),
+                    soft: Some(n as i64),
+                    hard: Some(n as i64),
+                }]
+            }),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("json-file".into()),
                 config: Some(HashMap::from([
