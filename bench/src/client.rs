@@ -448,6 +448,25 @@ pub struct Received {
     pub frames: u64,
 }
 
+/// The client's WebSocket read buffer size in bytes (0: tungstenite's default, 128 KiB).
+/// tungstenite zero-fills the free part of this buffer before every read, so its size is
+/// both memory per socket and CPU per read; the flag lets a run show the difference.
+static WS_READ_BUFFER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn set_ws_read_buffer(bytes: usize) {
+    WS_READ_BUFFER.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn ws_config() -> Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig> {
+    match WS_READ_BUFFER.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        n => Some(
+            tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(n),
+        ),
+    }
+}
+
 /// One terminal WebSocket (through the server's public API, or straight to an agent).
 pub struct Terminal {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -475,7 +494,7 @@ impl Terminal {
                 HeaderValue::from_str(&format!("Bearer {b}"))?,
             );
         }
-        let connect = tokio_tungstenite::connect_async_with_config(req, None, true);
+        let connect = tokio_tungstenite::connect_async_with_config(req, ws_config(), true);
         let (ws, _) = tokio::time::timeout(Duration::from_secs(30), connect)
             .await
             .map_err(|_| anyhow!("{what}: WebSocket connect timed out"))?

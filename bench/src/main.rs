@@ -57,6 +57,10 @@ struct Cli {
     /// Seconds an instance may take to become ready.
     #[arg(long, global = true, default_value_t = 120)]
     ready_timeout_secs: u64,
+    /// WebSocket read buffer of this client in bytes [default: tungstenite's 128 KiB]
+    /// (profiling: tungstenite zero-fills it before each read).
+    #[arg(long, global = true)]
+    ws_read_buffer: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -233,6 +237,9 @@ async fn terminated() {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let url = client::loopback_url(&cli.url)?;
+    if let Some(n) = cli.ws_read_buffer {
+        client::set_ws_read_buffer(n);
+    }
     let machine = Machine::describe();
     let ctx = Ctx {
         api: Api::new(url)?,
