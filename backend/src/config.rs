@@ -153,6 +153,9 @@ pub struct Settings {
     /// A lessons directory: its lessons replace the embedded ones of the same id, new ids
     /// are added.
     pub lessons_dir: Option<PathBuf>,
+    /// Wildcard domain for host-based port previews: `{port}-{instance}-{session}.<domain>`
+    /// (optionally with `:port`). Unset: previews are path-based only (`/p/…`).
+    pub preview_domain: Option<String>,
 }
 
 macro_rules! merge_fields {
@@ -171,6 +174,7 @@ impl Settings {
             instance_image, kubernetes_image, cpus, memory_mb, pids, registry_mirror, create_per_minute,
             ready_timeout_seconds);
         merge_fields!(self, other; lessons_dir);
+        merge_fields!(self, other; preview_domain);
     }
 
     pub fn from_toml_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -244,6 +248,7 @@ impl Settings {
             create_per_minute: parse(&get, "DRYDOCK_CREATE_PER_MINUTE")?,
             ready_timeout_seconds: parse(&get, "DRYDOCK_READY_TIMEOUT_SECONDS")?,
             lessons_dir: parse(&get, "DRYDOCK_LESSONS_DIR")?,
+            preview_domain: parse(&get, "DRYDOCK_PREVIEW_DOMAIN")?,
         })
     }
 }
@@ -294,6 +299,8 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// Lessons replacing or adding to the embedded ones.
     pub lessons_dir: Option<PathBuf>,
+    /// Host-based previews' domain, normalised (lower case, no `*.`), maybe with `:port`.
+    pub preview_domain: Option<String>,
 }
 
 impl Config {
@@ -353,6 +360,16 @@ impl Config {
                 "max_instances_per_session must be at least 1".into(),
             ));
         }
+        let preview_domain = match s.preview_domain.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(d) => Some(normalize_preview_domain(d).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "preview_domain = {d:?} is not a domain: expected something like \
+                     \"preview.example.com\" (a wildcard DNS name *.preview.example.com \
+                     pointing at this server), optionally with \":port\""
+                ))
+            })?),
+        };
         Ok(Config {
             listen,
             data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
@@ -392,6 +409,7 @@ impl Config {
             create_per_minute: s.create_per_minute.unwrap_or(10),
             ready_timeout: Duration::from_secs(s.ready_timeout_seconds.unwrap_or(60)),
             lessons_dir: s.lessons_dir,
+            preview_domain,
         })
     }
 
@@ -401,6 +419,36 @@ impl Config {
         self.allowed_origins
             .iter()
             .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+}
+
+/// `*.Preview.Example.com.` → `preview.example.com`; `None` unless it is dot-separated labels
+/// of `[a-z0-9-]`, optionally followed by `:port`.
+pub fn normalize_preview_domain(d: &str) -> Option<String> {
+    let d = d.trim().to_ascii_lowercase();
+    let d = d.strip_prefix("*.").unwrap_or(&d).trim_start_matches('.');
+    let (host, port) = match d.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (d, None),
+    };
+    let host = host.trim_end_matches('.');
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if host.is_empty() || host.len() > 200 || !host.split('.').all(label_ok) {
+        return None;
+    }
+    match port {
+        None => Some(host.to_owned()),
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(|p| format!("{host}:{p}")),
     }
 }
 
@@ -443,6 +491,30 @@ mod tests {
         assert_eq!(c.cpus, 0.5);
         assert!(c.origin_allowed("http://localhost:9000"));
         assert!(!c.origin_allowed("http://evil.example"));
+    }
+
+    #[test]
+    fn preview_domain_is_normalised_and_checked() {
+        let resolve = |d: &str| {
+            Config::resolve(Settings {
+                preview_domain: Some(d.into()),
+                ..Default::default()
+            })
+        };
+        let c = resolve("*.Preview.Example.com.").unwrap();
+        assert_eq!(c.preview_domain.as_deref(), Some("preview.example.com"));
+        let c = resolve("localhost:8080").unwrap();
+        assert_eq!(c.preview_domain.as_deref(), Some("localhost:8080"));
+        assert_eq!(resolve("").unwrap().preview_domain, None);
+        for bad in [
+            "http://x.example",
+            "a..b",
+            "x.example:0",
+            "under_score.example",
+        ] {
+            let e = resolve(bad).unwrap_err().to_string();
+            assert!(e.contains("preview_domain"), "{bad}: {e}");
+        }
     }
 
     #[test]

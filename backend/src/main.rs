@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Seconds an instance may take to report ready [default: 60].
     #[arg(long)]
     ready_timeout_seconds: Option<u64>,
+    /// Wildcard domain for host-based port previews ({port}-{instance}-{session}.DOMAIN)
+    /// [default: none, previews are path-based at /p/…].
+    #[arg(long)]
+    preview_domain: Option<String>,
 }
 
 impl ServeArgs {
@@ -103,6 +107,7 @@ impl ServeArgs {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             lessons_dir: self.lessons_dir.clone(),
+            preview_domain: self.preview_domain.clone(),
             admin_token: self.admin_token.clone(),
             public_origin: self.public_origin.clone(),
             session_minutes: self.session_minutes,

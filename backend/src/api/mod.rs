@@ -1,5 +1,6 @@
 //! The HTTP API of the design brief's "External API": sessions, instances, ports, the
-//! terminal WebSocket, `/healthz` and `/metrics`. Errors are `{"error": "..."}`.
+//! terminal WebSocket, `/healthz` and `/metrics`. Errors are `{"error": "..."}`. Port
+//! previews (`/p/…` and preview hosts) are wired in here and live in [`crate::proxy`].
 
 pub mod auth;
 pub mod ratelimit;
@@ -13,7 +14,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
@@ -61,7 +62,13 @@ pub fn router(sessions: Arc<Sessions>, lessons: Arc<Catalog>) -> Router {
             get(terminal::attach),
         )
         .merge(crate::lessons::http::routes())
+        .route("/p/{*rest}", any(crate::proxy::path::handle))
         .fallback(fallback)
+        // Host-based previews are routed by the Host header, before the routes above.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::proxy::host::route,
+        ))
         .with_state(state)
 }
 

@@ -781,6 +781,14 @@ impl Sessions {
         })
     }
 
+    /// The state (`starting`, `ready`, `failed`) and failure reason of instance `name`, or
+    /// `None` if the session has no such instance.
+    pub fn instance_state(&self, live: &Arc<Live>, name: &str) -> Option<(String, Option<String>)> {
+        lock(&live.instances)
+            .get(name)
+            .map(|i| (i.row.state.clone(), i.row.reason.clone()))
+    }
+
     /// A receiver that turns `Some(reason)` when the instance or its session ends.
     pub fn instance_ended(
         &self,
