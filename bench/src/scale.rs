@@ -191,11 +191,20 @@ struct StreamResult {
     bytes: u64,
     seconds: f64,
     command_s: Vec<f64>,
+    /// Server RSS before attaching and with every terminal attached.
+    server_rss_mib_before: Option<f64>,
+    server_rss_mib_attached: Option<f64>,
 }
 
-async fn stream(ctx: &Ctx, args: &Args, sessions: &[Session]) -> StreamResult {
+async fn stream(
+    ctx: &Ctx,
+    args: &Args,
+    sessions: &[Session],
+    rss: impl Fn() -> Option<f64>,
+) -> StreamResult {
     let mut res = StreamResult {
         requested: args.terminals,
+        server_rss_mib_before: rss(),
         ..Default::default()
     };
     let attach: Vec<Result<Terminal>> = futures_util::stream::iter(0..args.terminals)
@@ -214,6 +223,7 @@ async fn stream(ctx: &Ctx, args: &Args, sessions: &[Session]) -> StreamResult {
         }
     }
     res.attached = terms.len();
+    res.server_rss_mib_attached = rss();
     progress!(
         "stream: {} of {} terminals attached ({} errors); streaming for {} s",
         res.attached,
@@ -417,7 +427,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             open.extend(more);
         }
         if !sessions.is_empty() {
-            let r = stream(ctx, args, &sessions).await;
+            let r = stream(ctx, args, &sessions, rss).await;
             let mb = r.bytes as f64 / 1e6;
             rows.push(
                 Row::new(
@@ -427,14 +437,20 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
                 )
                 .target(Target::median_at_least(r.requested as f64))
                 .note(format!(
-                    "{} sessions, {} attach errors, {} failed, {} commands, {} gaps, {mb:.0} MB in {:.0} s = {:.1} MB/s aggregate",
+                    "{} sessions, {} attach errors, {} failed, {} commands, {} gaps, {mb:.0} MB in {:.0} s = {:.1} MB/s aggregate; server RSS {} → {} MiB",
                     sessions.len(),
                     r.attach_errors.len(),
                     r.failed.len(),
                     r.commands,
                     r.gaps,
                     r.seconds,
-                    mb / r.seconds.max(1e-9)
+                    mb / r.seconds.max(1e-9),
+                    r.server_rss_mib_before
+                        .map(|v| format!("{v:.0}"))
+                        .unwrap_or_else(|| "?".into()),
+                    r.server_rss_mib_attached
+                        .map(|v| format!("{v:.0}"))
+                        .unwrap_or_else(|| "?".into()),
                 )),
             );
             rows.push(Row::new(
