@@ -413,6 +413,18 @@ impl Config {
         })
     }
 
+    /// The port of the registry mirror on the host (from `registry_mirror`, default 5000):
+    /// the one host port instances may reach.
+    pub fn registry_mirror_port(&self) -> u16 {
+        self.registry_mirror
+            .as_deref()
+            .and_then(|m| m.split("://").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|hostport| hostport.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or(5000)
+    }
+
     /// Whether a browser `Origin` header value is one this server serves.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         let origin = origin.trim_end_matches('/');

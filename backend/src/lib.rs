@@ -121,6 +121,30 @@ pub async fn run(
         oci_runtime: config.runtime.as_str().to_owned(),
     })
     .await?;
+    let runtime = if config.netpolicy {
+        let policy = Arc::new(runtime::netpolicy::NetPolicy::new(
+            config.egress,
+            config.registry_mirror_port(),
+        ));
+        policy
+            .install()
+            .await
+            .map_err(|e| runtime::RuntimeError::Engine {
+                op: "installing the host firewall (netpolicy = false runs without it)".into(),
+                message: e.to_string(),
+            })?;
+        tracing::info!(
+            egress = config.egress.as_str(),
+            "host firewall installed: DOCKER-USER → DRYDOCK-FWD, INPUT → DRYDOCK-IN"
+        );
+        runtime.with_netpolicy(policy)
+    } else {
+        tracing::warn!(
+            "netpolicy = false: instances can reach the host's services, other Docker \
+             networks, SMTP and the cloud metadata address"
+        );
+        runtime
+    };
     if let Err(e) = runtime.check().await {
         tracing::warn!(error = %e, "sessions cannot be created until this is fixed");
     }

@@ -10,15 +10,73 @@
 
 mod common;
 
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::e2e::*;
+
+/// The server on `0.0.0.0:<port>` (so that the host-port probe has something to refuse),
+/// with `env`.
+async fn start_public(dir: &Path, env: &[(&str, &str)]) -> Server {
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.join(format!("server-{port}.log"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drydock"));
+    cmd.args(["serve", "--listen", &format!("0.0.0.0:{port}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("DRYDOCK_CREATE_PER_MINUTE", "1000")
+        .env("RUST_LOG", "info,drydock=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start drydock");
+    let s = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        port,
+        log,
+    };
+    wait_healthy(&s, Duration::from_secs(20)).await;
+    s
+}
+
+async fn wait_healthy(s: &Server, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(r) = reqwest::get(s.url("/healthz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drydock not healthy within {within:?}:\n{}",
+            s.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 async fn assert_healthy(s: &Server) {
     let r = reqwest::get(s.url("/healthz")).await.unwrap();
     let status = r.status();
     let body = r.text().await.unwrap_or_default();
     assert_eq!(status, 200, "healthz: {body}\n{}", s.log_text());
+}
+
+fn iptables_s(chain: &str) -> String {
+    let out = Command::new("iptables")
+        .args(["-w", "5", "-S", chain])
+        .output()
+        .expect("run iptables");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs `cmd` in the terminal and returns what it printed between two markers.
@@ -141,4 +199,106 @@ async fn least_privilege_inside_an_instance() {
 
     assert_healthy(&server).await;
     server.delete(&id, &token).await;
+}
+
+#[tokio::test]
+async fn network_policy_between_sessions_and_the_host() {
+    if !e2e("network_policy_between_sessions_and_the_host") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_public(dir.path(), &[]).await;
+    let (a, ta) = server.create().await;
+    let (b, tb) = server.create().await;
+    let _cleanup = Cleanup(vec![a.clone(), b.clone()]);
+    server.wait_ready(&a, &ta, SHORT).await;
+    server.wait_ready(&b, &tb, SHORT).await;
+    let (ip_b, short_a, short_b) = (container_ip(&b), &a[..12], &b[..12]);
+
+    // The rules are installed (read, never probed, for metadata and SMTP).
+    let user = iptables_s("DOCKER-USER");
+    assert!(user.contains("-A DOCKER-USER -i dd-+ -j DRYDOCK-FWD"), "{user}");
+    assert_eq!(user.matches("-j DRYDOCK-FWD").count(), 1, "{user}");
+    let fwd = iptables_s("DRYDOCK-FWD");
+    for want in [
+        "-d 169.254.0.0/16 -j REJECT".to_owned(),
+        "! -o dd-+ -p tcp -m multiport --dports 25,465,587 -j REJECT".to_owned(),
+        format!("-i dd-{short_a} -o dd-{short_a} -j RETURN"),
+        format!("-i dd-{short_b} -o dd-+ -j REJECT"),
+    ] {
+        assert!(fwd.contains(&want), "missing {want:?} in\n{fwd}");
+    }
+    let input = iptables_s("INPUT");
+    assert!(input.contains("-i dd-+ -j DRYDOCK-IN"), "{input}");
+    let drin = iptables_s("DRYDOCK-IN");
+    assert!(drin.contains("--dport 5000 -j RETURN"), "{drin}");
+
+    let mut t = server.terminal(&a, &ta).await;
+    let mut n = 0;
+    let long = Duration::from_secs(30);
+    let gw = run(&mut t, &mut n, "ip route | awk '/^default/{print \"GW=\" $3}'", long).await;
+    let gw = gw
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("GW="))
+        .unwrap_or_else(|| panic!("no gateway: {gw}"))
+        .to_owned();
+    // Another session's instance: refused or silent.
+    let out = run(
+        &mut t,
+        &mut n,
+        &format!("timeout 3 bash -c '</dev/tcp/{ip_b}/4200' 2>/dev/null; echo OTHER-rc-$?"),
+        long,
+    )
+    .await;
+    assert!(!out.contains("OTHER-rc-0"), "session B reachable from A: {out}");
+    // The server's own port on the host (it listens on 0.0.0.0): refused.
+    let out = run(
+        &mut t,
+        &mut n,
+        &format!(
+            "timeout 3 bash -c '</dev/tcp/{gw}/{}' 2>&1; echo ADMIN-rc-$?",
+            server.port
+        ),
+        long,
+    )
+    .await;
+    assert!(!out.contains("ADMIN-rc-0"), "the server's port is reachable: {out}");
+    // The registry mirror on the host: allowed (when this host runs one).
+    if std::net::TcpStream::connect("127.0.0.1:5000").is_ok() {
+        let out = run(
+            &mut t,
+            &mut n,
+            &format!("curl -s -m 5 -o /dev/null -w 'MIRROR-%{{http_code}}' http://{gw}:5000/v2/"),
+            long,
+        )
+        .await;
+        assert!(out.contains("MIRROR-200"), "the mirror is not reachable: {out}");
+    } else {
+        eprintln!("note: no registry mirror on :5000 here, its probe is skipped");
+    }
+    drop(t);
+
+    // A second server on the same host installs nothing twice.
+    let dir2 = tempfile::tempdir().unwrap();
+    let second = Server::start(dir2.path(), &[]).await;
+    assert_eq!(
+        iptables_s("DOCKER-USER").matches("-j DRYDOCK-FWD").count(),
+        1
+    );
+    assert_eq!(iptables_s("INPUT").matches("-j DRYDOCK-IN").count(), 1);
+    assert_eq!(
+        iptables_s("DRYDOCK-FWD")
+            .matches("-d 169.254.0.0/16 -j REJECT")
+            .count(),
+        1
+    );
+    drop(second);
+    // Session rules go with their session.
+    server.delete(&a, &ta).await;
+    let fwd = iptables_s("DRYDOCK-FWD");
+    assert!(!fwd.contains(&format!("dd-{short_a}")), "{fwd}");
+    assert!(fwd.contains(&format!("dd-{short_b}")), "{fwd}");
+    assert_healthy(&server).await;
+    server.delete(&b, &tb).await;
 }

@@ -112,6 +112,8 @@ impl DockerSettings {
 pub struct DockerRuntime {
     docker: Docker,
     settings: DockerSettings,
+    /// The host firewall (see [`super::netpolicy`]); `None` when switched off.
+    netpolicy: Option<std::sync::Arc<super::netpolicy::NetPolicy>>,
 }
 
 pub fn network_name(session: &str) -> String {
@@ -202,7 +204,18 @@ impl DockerRuntime {
             .negotiate_version()
             .await
             .map_err(|e| RuntimeError::Unreachable(engine_message(&e)))?;
-        Ok(DockerRuntime { docker, settings })
+        Ok(DockerRuntime {
+            docker,
+            settings,
+            netpolicy: None,
+        })
+    }
+
+    /// Applies `policy` to every session network this runtime creates or finds (the
+    /// caller has installed its global rules).
+    pub fn with_netpolicy(mut self, policy: std::sync::Arc<super::netpolicy::NetPolicy>) -> Self {
+        self.netpolicy = Some(policy);
+        self
     }
 
     /// Ids of the networks labelled with `session`.
@@ -380,10 +393,17 @@ impl Runtime for DockerRuntime {
                 name: name.clone(),
                 driver: Some("bridge".into()),
                 labels: Some(labels(&self.settings.server_id, session, None)),
-                options: Some(HashMap::from([(
-                    "com.docker.network.bridge.enable_icc".to_owned(),
-                    "true".to_owned(),
-                )])),
+                options: Some(HashMap::from([
+                    (
+                        "com.docker.network.bridge.enable_icc".to_owned(),
+                        "true".to_owned(),
+                    ),
+                    // `dd-<session>`: the host firewall matches instances' traffic by it.
+                    (
+                        "com.docker.network.bridge.name".to_owned(),
+                        super::netpolicy::bridge_name(session),
+                    ),
+                ])),
                 ..Default::default()
             };
             let created = self
@@ -392,6 +412,15 @@ impl Runtime for DockerRuntime {
                 .await
                 .map_err(engine(format!("create network {name}")))?;
             ids.push(created.id);
+        }
+        if let Some(np) = &self.netpolicy {
+            // Before any instance starts on it.
+            np.add_session(session)
+                .await
+                .map_err(|e| RuntimeError::Engine {
+                    op: format!("firewall rules of network {name}"),
+                    message: e.to_string(),
+                })?;
         }
         let inspect = self
             .docker
@@ -416,6 +445,14 @@ impl Runtime for DockerRuntime {
                 Err(e) if is_status(&e, 404) => {}
                 Err(e) => return Err(engine(format!("remove network {name} ({id})"))(e)),
             }
+        }
+        if let Some(np) = &self.netpolicy {
+            np.remove_session(session)
+                .await
+                .map_err(|e| RuntimeError::Engine {
+                    op: format!("removing the firewall rules of network {name}"),
+                    message: e.to_string(),
+                })?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! knows which engine runs the instances.
 
 pub mod docker;
+pub mod netpolicy;
 pub mod owner;
 
 use std::collections::BTreeMap;
