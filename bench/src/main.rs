@@ -77,12 +77,27 @@ enum Command {
     Memory(memory::Args),
     /// Concurrent sessions under the echo p95 limit; many terminals streaming at once.
     Scale(scale::Args),
-    /// Everything above with default settings (scale kept small).
+    /// Everything above in one run (memory first, on a fresh server; scale kept small).
     All(AllArgs),
 }
 
 #[derive(clap::Args, Debug)]
 struct AllArgs {
+    /// Sessions measured by `memory` (it runs first, on the server as it is).
+    #[arg(long, default_value_t = 5)]
+    memory_sessions: usize,
+    /// Sessions created by `ready`.
+    #[arg(long, default_value_t = 5)]
+    ready_runs: usize,
+    /// Keystrokes typed by `echo`.
+    #[arg(long, default_value_t = 200)]
+    echo_keystrokes: usize,
+    /// Commands timed by `throughput`.
+    #[arg(long, default_value_t = 3)]
+    throughput_runs: usize,
+    /// Also measure echo and throughput straight to the agent (profiling split).
+    #[arg(long)]
+    direct_agent: bool,
     /// Skip the scale measurement (the slowest).
     #[arg(long)]
     skip_scale: bool,
@@ -113,6 +128,17 @@ pub struct Opened {
 }
 
 impl Ctx {
+    /// The same context with `--runs` replaced.
+    pub fn with_runs(&self, runs: Option<usize>) -> Ctx {
+        Ctx {
+            api: self.api.clone(),
+            template: self.template.clone(),
+            ready_timeout: self.ready_timeout,
+            runs,
+            server_pid: self.server_pid,
+        }
+    }
+
     pub fn runs_or(&self, default: usize) -> usize {
         self.runs.unwrap_or(default).max(1)
     }
@@ -175,22 +201,32 @@ async fn run(cli: &Cli, ctx: &Ctx) -> Result<Vec<Report>> {
             };
             let max = a.max_sessions.to_string();
             let terms = a.terminals.to_string();
+            let direct: &[&str] = if a.direct_agent {
+                &["--direct-agent"]
+            } else {
+                &[]
+            };
+            // (measurement, its --runs); memory first, while the server's RSS is fresh.
             let mut plan = vec![
-                parse(&["ready"])?,
-                parse(&["echo"])?,
-                parse(&["throughput"])?,
-                parse(&["memory"])?,
+                (parse(&["memory"])?, Some(a.memory_sessions)),
+                (parse(&["ready"])?, Some(a.ready_runs)),
+                (
+                    parse(&[&["echo"], direct].concat())?,
+                    Some(a.echo_keystrokes),
+                ),
+                (
+                    parse(&[&["throughput"], direct].concat())?,
+                    Some(a.throughput_runs),
+                ),
             ];
             if !a.skip_scale {
-                plan.push(parse(&[
-                    "scale",
-                    "--max-sessions",
-                    &max,
-                    "--terminals",
-                    &terms,
-                ])?);
+                plan.push((
+                    parse(&["scale", "--max-sessions", &max, "--terminals", &terms])?,
+                    None,
+                ));
             }
-            for cmd in plan {
+            for (cmd, runs) in plan {
+                let ctx = &ctx.with_runs(runs);
                 let r = match &cmd {
                     Command::Ready(a) => ready::run(ctx, a).await,
                     Command::Echo(a) => echo::run(ctx, a).await,
