@@ -153,6 +153,8 @@ pub struct Settings {
     /// A lessons directory: its lessons replace the embedded ones of the same id, new ids
     /// are added.
     pub lessons_dir: Option<PathBuf>,
+    /// Free-playground (docker) instances kept started ahead of sessions; 0: none.
+    pub playground_warm_pool: Option<usize>,
     /// Wildcard domain for host-based port previews: `{port}-{instance}-{session}.<domain>`
     /// (optionally with `:port`). Unset: previews are path-based only (`/p/…`).
     pub preview_domain: Option<String>,
@@ -174,6 +176,7 @@ impl Settings {
             instance_image, kubernetes_image, cpus, memory_mb, pids, registry_mirror, create_per_minute,
             ready_timeout_seconds);
         merge_fields!(self, other; lessons_dir);
+        merge_fields!(self, other; playground_warm_pool);
         merge_fields!(self, other; preview_domain);
     }
 
@@ -248,6 +251,7 @@ impl Settings {
             create_per_minute: parse(&get, "DRYDOCK_CREATE_PER_MINUTE")?,
             ready_timeout_seconds: parse(&get, "DRYDOCK_READY_TIMEOUT_SECONDS")?,
             lessons_dir: parse(&get, "DRYDOCK_LESSONS_DIR")?,
+            playground_warm_pool: parse(&get, "DRYDOCK_PLAYGROUND_WARM_POOL")?,
             preview_domain: parse(&get, "DRYDOCK_PREVIEW_DOMAIN")?,
         })
     }
@@ -299,6 +303,8 @@ pub struct Config {
     pub ready_timeout: Duration,
     /// Lessons replacing or adding to the embedded ones.
     pub lessons_dir: Option<PathBuf>,
+    /// Free-playground instances kept started ahead of sessions (sessions/warm.rs).
+    pub playground_warm_pool: usize,
     /// Host-based previews' domain, normalised (lower case, no `*.`), maybe with `:port`.
     pub preview_domain: Option<String>,
 }
@@ -409,6 +415,7 @@ impl Config {
             create_per_minute: s.create_per_minute.unwrap_or(10),
             ready_timeout: Duration::from_secs(s.ready_timeout_seconds.unwrap_or(60)),
             lessons_dir: s.lessons_dir,
+            playground_warm_pool: s.playground_warm_pool.unwrap_or(0),
             preview_domain,
         })
     }

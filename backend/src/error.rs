@@ -26,6 +26,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Credentials missing or wrong (401), e.g. an instructor's.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("server is full: {used} of {max} sessions in use, try again later")]
     Full { used: usize, max: usize },
     #[error("{0}")]
@@ -52,6 +55,7 @@ impl Error {
             Error::SessionNotFound | Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Full { .. } | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,

@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod store;
 pub mod templates;
 pub mod ui;
+pub mod workshops;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -173,6 +174,8 @@ pub async fn run(
         "reconciled with the container engine"
     );
     tokio::spawn(sessions.clone().run_expiry());
+    // After reconcile, which removed the warm instances of a previous run.
+    tokio::spawn(sessions.clone().run_warm_pools());
     tracing::info!("drydock listening on http://{bound}");
     let token = sessions.shutdown_token().clone();
     let signal = async move {

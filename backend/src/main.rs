@@ -141,6 +141,7 @@ impl ServeArgs {
             registry_mirror: self.registry_mirror.clone(),
             create_per_minute: self.create_per_minute,
             ready_timeout_seconds: self.ready_timeout_seconds,
+            playground_warm_pool: None,
         }
     }
 }

@@ -28,15 +28,18 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub limiter: Arc<RateLimiter>,
     pub lessons: Arc<Catalog>,
+    pub workshops: Arc<crate::workshops::Workshops>,
 }
 
 /// The whole router.
 pub fn router(sessions: Arc<Sessions>, lessons: Arc<Catalog>) -> Router {
     let limiter = Arc::new(RateLimiter::new(sessions.config().create_per_minute));
+    let workshops = crate::workshops::Workshops::new(sessions.clone(), lessons.clone());
     let state = AppState {
         sessions,
         limiter,
         lessons,
+        workshops: workshops.clone(),
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -62,6 +65,12 @@ pub fn router(sessions: Arc<Sessions>, lessons: Arc<Catalog>) -> Router {
             get(terminal::attach),
         )
         .merge(crate::lessons::http::routes())
+        .merge(crate::workshops::http::routes())
+        // Step checks reach the workshop dashboards (workshops::http::observe_checks).
+        .route_layer(axum::middleware::from_fn_with_state(
+            workshops,
+            crate::workshops::http::observe_checks,
+        ))
         .route("/p/{*rest}", any(crate::proxy::path::handle))
         .fallback(fallback)
         // Host-based previews are routed by the Host header, before the routes above.
@@ -137,7 +146,7 @@ async fn list_templates(State(st): State<AppState>) -> Response {
 }
 
 /// Parses a JSON body whatever its content type, with serde's message on failure.
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, example: &str) -> Result<T, Error> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, example: &str) -> Result<T, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::BadRequest(format!(
             "request body is empty: expected JSON like {example}"

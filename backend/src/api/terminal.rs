@@ -35,8 +35,6 @@ pub async fn attach(
             "invalid terminal name {term:?}: expected 1-32 characters of [a-z0-9-]"
         )));
     }
-    let live = authorize(&st, &id, &headers, q.as_deref())?;
-    check_instance_name(&name)?;
     let mode = auth::query_get(q.as_deref(), "mode");
     if let Some(m) = &mode {
         if m != "view" {
@@ -45,6 +43,15 @@ pub async fn attach(
             )));
         }
     }
+    // The session's token, or an instructor's credentials with mode=view (read-only).
+    let live = match authorize(&st, &id, &headers, q.as_deref()) {
+        Ok(live) => live,
+        Err(e) => {
+            crate::workshops::http::view_session(&st, &id, &headers, mode.as_deref(), e).await?
+        }
+    };
+    check_instance_name(&name)?;
+    let view_only = mode.as_deref() == Some("view");
     let target = st.sessions.agent_target(&live, &name)?;
     let ws = match ws {
         Ok(ws) => ws,
@@ -68,6 +75,13 @@ pub async fn attach(
             let metrics = sessions.metrics().clone();
             Metrics::add(&metrics.terminals_open, 1);
             let (btx, brx) = socket.split();
+            // Read-only: the agent ignores a viewer's input and resizes; drop them here too.
+            let brx = brx.filter(move |m| {
+                let keep = !(view_only
+                    && matches!(m, Ok(axum::extract::ws::Message::Binary(b))
+                        if matches!(b.first(), Some(0x00 | 0x01))));
+                std::future::ready(keep)
+            });
             let (atx, arx) = agent.split();
             let end = crate::relay::relay(
                 btx,

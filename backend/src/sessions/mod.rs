@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod guard;
+pub mod warm;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -67,6 +68,24 @@ pub struct CreateRequest {
     pub lesson: Option<String>,
     #[serde(default)]
     pub lang: Option<String>,
+}
+
+/// How [`Sessions::create_with`] makes a session beyond its request (workshops).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The session's length instead of `session_length`.
+    pub length: Option<Duration>,
+    /// The warm pool to take an instance from instead of the template's playground pool.
+    pub pool: Option<String>,
+}
+
+/// A session event as recorded in the event log (`created`, `instance_ready`, `extended`,
+/// `closed`, `expired`, …), broadcast by [`Sessions::subscribe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEvent {
+    pub session: String,
+    pub kind: String,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -135,6 +154,11 @@ impl Live {
 
     fn expires_at(&self) -> i64 {
         lock(&self.row).expires_at
+    }
+
+    /// When the session expires, Unix milliseconds.
+    pub fn expires_at_ms(&self) -> i64 {
+        self.expires_at()
     }
 
     fn is_ended(&self) -> bool {
@@ -295,6 +319,10 @@ pub struct Sessions {
     live: Mutex<HashMap<String, Arc<Live>>>,
     wake: Notify,
     shutdown: CancellationToken,
+    /// Instances started ahead of sessions ([`warm`]).
+    warm: warm::Pools,
+    /// Every recorded session event, for listeners (workshop dashboards).
+    events: tokio::sync::broadcast::Sender<SessionEvent>,
 }
 
 impl Sessions {
@@ -314,6 +342,8 @@ impl Sessions {
             live: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
+            warm: warm::Pools::default(),
+            events: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -369,6 +399,11 @@ impl Sessions {
     }
 
     async fn event(&self, session: &str, kind: &str, detail: &str) {
+        let _ = self.events.send(SessionEvent {
+            session: session.to_owned(),
+            kind: kind.to_owned(),
+            detail: detail.to_owned(),
+        });
         if let Err(e) = self
             .store
             .add_event(session, self.clock.now_ms(), kind, detail)
@@ -397,15 +432,35 @@ impl Sessions {
     }
 
     pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<Created, Error> {
+        self.create_with(req, CreateOptions::default()).await
+    }
+
+    /// [`Sessions::create`] with a length and warm pool of its own. A warm instance of the
+    /// pool (by default the template's playground pool), when there is one, becomes the
+    /// session's `node1`: the session takes its id ([`warm`] explains why).
+    pub async fn create_with(
+        self: &Arc<Self>,
+        req: CreateRequest,
+        opts: CreateOptions,
+    ) -> Result<Created, Error> {
         validate(&req)?;
         let mut disks = vec![self.config.data_dir.clone()];
         disks.extend(self.runtime.storage_paths().await);
         guard::check_disk(&disks, self.config.min_free_disk_mb)?;
         crate::templates::require_available(&self.config, self.runtime.as_ref(), &req.template)
             .await?;
-        let id = random_hex(8);
+        let pool = opts
+            .pool
+            .clone()
+            .unwrap_or_else(|| warm::playground_pool(&req.template));
+        let warm = self.take_warm(&pool, &req.template);
+        let id = warm
+            .as_ref()
+            .map(|w| w.id.clone())
+            .unwrap_or_else(|| random_hex(8));
         let token = random_token();
         let now = self.clock.now_ms();
+        let length = opts.length.unwrap_or(self.config.session_length);
         let row = SessionRow {
             id: id.clone(),
             token_hash: hash_token(&token),
@@ -413,23 +468,34 @@ impl Sessions {
             lesson: req.lesson.clone(),
             lang: req.lang.clone(),
             created_at: now,
-            expires_at: now + self.config.session_length.as_millis() as i64,
+            expires_at: now + length.as_millis() as i64,
             state: session_state::ACTIVE.to_owned(),
         };
         let live = Arc::new(Live::new(row.clone(), &self.shutdown));
-        {
+        let full = {
             let mut map = lock(&self.live);
             if map.len() >= self.config.max_sessions {
-                return Err(Error::Full {
+                Some(Error::Full {
                     used: map.len(),
                     max: self.config.max_sessions,
-                });
+                })
+            } else {
+                map.insert(id.clone(), live.clone());
+                None
             }
-            map.insert(id.clone(), live.clone());
+        };
+        if let Some(e) = full {
+            if let Some(w) = warm {
+                self.return_warm(&pool, w);
+            }
+            return Err(e);
         }
         let guard = live.ops.lock().await;
         let result = async {
             self.store.insert_session(&row).await?;
+            if let Some(w) = warm {
+                return self.adopt_warm(&live, &pool, w).await;
+            }
             let net = self
                 .runtime
                 .create_network(&id)
@@ -476,6 +542,35 @@ impl Sessions {
         }
     }
 
+    /// The environment of an instance's agent: its secret, the disk quota, the registry
+    /// mirror.
+    fn agent_env(&self, secret: &str, mirror: Option<&str>) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::from([(
+            drydock_protocol::agent::SECRET_ENV.to_owned(),
+            secret.to_owned(),
+        )]);
+        if self.config.disk_quota_mb > 0 {
+            env.insert(
+                "DRYDOCK_DISK_QUOTA_MB".into(),
+                self.config.disk_quota_mb.to_string(),
+            );
+            env.insert(
+                "DRYDOCK_DISK_CHECK_SECONDS".into(),
+                self.config.disk_check.as_secs().to_string(),
+            );
+        }
+        if let Some(m) = mirror {
+            env.insert("DRYDOCK_REGISTRY_MIRROR".into(), m.to_owned());
+            if let Some(hostport) = m.strip_prefix("http://") {
+                env.insert(
+                    "DRYDOCK_INSECURE_REGISTRIES".into(),
+                    hostport.trim_end_matches('/').to_owned(),
+                );
+            }
+        }
+        env
+    }
+
     /// Creates and starts the named instances in parallel (caller holds `live.ops`); each then
     /// becomes ready in the background. Fails if any could not be created.
     async fn start_instances(
@@ -503,29 +598,7 @@ impl Sessions {
                 };
                 live.insert_instance(row.clone());
                 self.store.put_instance(&row).await?;
-                let mut env = BTreeMap::from([(
-                    drydock_protocol::agent::SECRET_ENV.to_owned(),
-                    secret.clone(),
-                )]);
-                if self.config.disk_quota_mb > 0 {
-                    env.insert(
-                        "DRYDOCK_DISK_QUOTA_MB".into(),
-                        self.config.disk_quota_mb.to_string(),
-                    );
-                    env.insert(
-                        "DRYDOCK_DISK_CHECK_SECONDS".into(),
-                        self.config.disk_check.as_secs().to_string(),
-                    );
-                }
-                if let Some(m) = &mirror {
-                    env.insert("DRYDOCK_REGISTRY_MIRROR".into(), m.clone());
-                    if let Some(hostport) = m.strip_prefix("http://") {
-                        env.insert(
-                            "DRYDOCK_INSECURE_REGISTRIES".into(),
-                            hostport.trim_end_matches('/').to_owned(),
-                        );
-                    }
-                }
+                let env = self.agent_env(&secret, mirror.as_deref());
                 let spec = InstanceSpec {
                     session: id.clone(),
                     name: name.clone(),
@@ -685,6 +758,36 @@ impl Sessions {
             .await;
         self.wake.notify_one();
         Ok(live.view())
+    }
+
+    /// Moves `expires_at` to `max(expires_at, now) + by` (an instructor's extension: no cap
+    /// but what the caller allows).
+    pub async fn extend_by(&self, live: &Arc<Live>, by: Duration) -> Result<SessionView, Error> {
+        let _g = live.ops.lock().await;
+        if live.is_ended() {
+            return Err(Error::SessionNotFound);
+        }
+        let (id, new) = {
+            let mut r = lock(&live.row);
+            r.expires_at = r.expires_at.max(self.clock.now_ms()) + by.as_millis() as i64;
+            (r.id.clone(), r.expires_at)
+        };
+        self.store.set_session_expiry(&id, new).await?;
+        self.event(&id, "extended", &format!("expires_at={}", rfc3339(new)))
+            .await;
+        self.wake.notify_one();
+        Ok(live.view())
+    }
+
+    /// The live session `id` (no token needed: for the server's own callers, such as an
+    /// instructor's view of a participant).
+    pub fn live(&self, id: &str) -> Option<Arc<Live>> {
+        lock(&self.live).get(id).filter(|l| !l.is_ended()).cloned()
+    }
+
+    /// Session events as they are recorded.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
     }
 
     /// Adds the next free `nodeN` (up to the per-session maximum).

@@ -17,6 +17,9 @@ struct Inner {
     instances: Vec<InstanceRow>,
     events: Vec<EventRow>,
     progress: Vec<ProgressRow>,
+    admin_sessions: Vec<super::AdminSessionRow>,
+    workshops: Vec<super::WorkshopRow>,
+    participants: Vec<super::ParticipantRow>,
 }
 
 impl MemoryStore {
@@ -155,5 +158,112 @@ impl Store for MemoryStore {
         });
         rows.sort_by_key(|r| r.step);
         Ok(rows)
+    }
+
+    async fn insert_admin_session(&self, a: &super::AdminSessionRow) -> Result<(), StoreError> {
+        self.with(|i| i.admin_sessions.push(a.clone()));
+        Ok(())
+    }
+
+    async fn get_admin_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<super::AdminSessionRow>, StoreError> {
+        Ok(self.with(|i| {
+            i.admin_sessions
+                .iter()
+                .find(|a| a.id_hash == id_hash)
+                .cloned()
+        }))
+    }
+
+    async fn delete_admin_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.with(|i| i.admin_sessions.retain(|a| a.id_hash != id_hash));
+        Ok(())
+    }
+
+    async fn delete_expired_admin_sessions(&self, now: i64) -> Result<(), StoreError> {
+        self.with(|i| i.admin_sessions.retain(|a| a.expires_at > now));
+        Ok(())
+    }
+
+    async fn insert_workshop(&self, w: &super::WorkshopRow) -> Result<(), StoreError> {
+        self.with(|i| i.workshops.push(w.clone()));
+        Ok(())
+    }
+
+    async fn get_workshop(&self, id: &str) -> Result<Option<super::WorkshopRow>, StoreError> {
+        Ok(self.with(|i| i.workshops.iter().find(|w| w.id == id).cloned()))
+    }
+
+    async fn workshop_by_code(&self, code: &str) -> Result<Option<super::WorkshopRow>, StoreError> {
+        Ok(self.with(|i| i.workshops.iter().find(|w| w.code == code).cloned()))
+    }
+
+    async fn workshops_of(&self, owner: &str) -> Result<Vec<super::WorkshopRow>, StoreError> {
+        let mut rows: Vec<super::WorkshopRow> = self.with(|i| {
+            i.workshops
+                .iter()
+                .filter(|w| w.owner == owner)
+                .cloned()
+                .collect()
+        });
+        rows.sort_by_key(|w| std::cmp::Reverse(w.created_at));
+        Ok(rows)
+    }
+
+    async fn workshops_in_state(&self, state: &str) -> Result<Vec<super::WorkshopRow>, StoreError> {
+        Ok(self.with(|i| {
+            i.workshops
+                .iter()
+                .filter(|w| w.state == state)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn set_workshop_state(
+        &self,
+        id: &str,
+        state: &str,
+        ended_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.with(|i| {
+            i.workshops.iter_mut().filter(|w| w.id == id).for_each(|w| {
+                w.state = state.to_owned();
+                w.ended_at = ended_at;
+            })
+        });
+        Ok(())
+    }
+
+    async fn insert_participant(&self, p: &super::ParticipantRow) -> Result<(), StoreError> {
+        self.with(|i| i.participants.push(p.clone()));
+        Ok(())
+    }
+
+    async fn participants(
+        &self,
+        workshop_id: &str,
+    ) -> Result<Vec<super::ParticipantRow>, StoreError> {
+        Ok(self.with(|i| {
+            i.participants
+                .iter()
+                .filter(|p| p.workshop_id == workshop_id)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn participant_by_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<super::ParticipantRow>, StoreError> {
+        Ok(self.with(|i| {
+            i.participants
+                .iter()
+                .find(|p| p.session_id == session_id)
+                .cloned()
+        }))
     }
 }

@@ -88,6 +88,56 @@ pub struct ProgressRow {
     pub checked_at: i64,
 }
 
+/// Workshop states as stored.
+pub mod workshop_state {
+    pub const ACTIVE: &str = "active";
+    pub const ENDED: &str = "ended";
+}
+
+/// A signed-in instructor (`admin_sessions`): only the SHA-256 of the cookie value is kept.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AdminSessionRow {
+    pub id_hash: String,
+    /// Who signed in (see [`WorkshopRow::owner`]).
+    pub owner: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A workshop (`workshops`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WorkshopRow {
+    pub id: String,
+    /// The join code (upper case).
+    pub code: String,
+    /// The instructor it belongs to (today the admin token's fingerprint).
+    pub owner: String,
+    pub title: String,
+    pub lesson: String,
+    pub lang: Option<String>,
+    pub seats: i64,
+    pub duration_minutes: i64,
+    pub warm_pool: i64,
+    /// Unix milliseconds; `None`: open from creation / never closes.
+    pub opens_at: Option<i64>,
+    pub closes_at: Option<i64>,
+    pub created_at: i64,
+    pub ended_at: Option<i64>,
+    /// [`workshop_state`].
+    pub state: String,
+}
+
+/// A participant of a workshop (`workshop_participants`): one per session made by a join.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ParticipantRow {
+    pub workshop_id: String,
+    pub session_id: String,
+    pub name: String,
+    /// Unix milliseconds.
+    pub joined_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError>;
@@ -118,4 +168,33 @@ pub trait Store: Send + Sync + 'static {
     async fn record_check(&self, p: &ProgressRow) -> Result<(), StoreError>;
     /// A session's step results, by step.
     async fn progress(&self, session_id: &str) -> Result<Vec<ProgressRow>, StoreError>;
+
+    // Workshops (src/workshops/).
+    async fn insert_admin_session(&self, a: &AdminSessionRow) -> Result<(), StoreError>;
+    async fn get_admin_session(&self, id_hash: &str)
+        -> Result<Option<AdminSessionRow>, StoreError>;
+    async fn delete_admin_session(&self, id_hash: &str) -> Result<(), StoreError>;
+    /// Drops admin sessions that expired at or before `now`.
+    async fn delete_expired_admin_sessions(&self, now: i64) -> Result<(), StoreError>;
+    async fn insert_workshop(&self, w: &WorkshopRow) -> Result<(), StoreError>;
+    async fn get_workshop(&self, id: &str) -> Result<Option<WorkshopRow>, StoreError>;
+    /// The workshop with join code `code` (upper case).
+    async fn workshop_by_code(&self, code: &str) -> Result<Option<WorkshopRow>, StoreError>;
+    /// An owner's workshops, newest first.
+    async fn workshops_of(&self, owner: &str) -> Result<Vec<WorkshopRow>, StoreError>;
+    async fn workshops_in_state(&self, state: &str) -> Result<Vec<WorkshopRow>, StoreError>;
+    async fn set_workshop_state(
+        &self,
+        id: &str,
+        state: &str,
+        ended_at: Option<i64>,
+    ) -> Result<(), StoreError>;
+    async fn insert_participant(&self, p: &ParticipantRow) -> Result<(), StoreError>;
+    /// A workshop's participants, in the order they joined.
+    async fn participants(&self, workshop_id: &str) -> Result<Vec<ParticipantRow>, StoreError>;
+    /// The participant whose session is `session_id`, if any.
+    async fn participant_by_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<ParticipantRow>, StoreError>;
 }

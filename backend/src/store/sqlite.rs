@@ -230,4 +230,170 @@ impl Store for SqliteStore {
         .await
         .map_err(db("list progress"))
     }
+
+    async fn insert_admin_session(&self, a: &super::AdminSessionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_sessions (id_hash, owner, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&a.id_hash)
+        .bind(&a.owner)
+        .bind(a.created_at)
+        .bind(a.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert admin session"))?;
+        Ok(())
+    }
+
+    async fn get_admin_session(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<super::AdminSessionRow>, StoreError> {
+        sqlx::query_as::<_, super::AdminSessionRow>(
+            "SELECT id_hash, owner, created_at, expires_at FROM admin_sessions WHERE id_hash = ?",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("get admin session"))
+    }
+
+    async fn delete_admin_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db("delete admin session"))?;
+        Ok(())
+    }
+
+    async fn delete_expired_admin_sessions(&self, now: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db("delete expired admin sessions"))?;
+        Ok(())
+    }
+
+    async fn insert_workshop(&self, w: &super::WorkshopRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO workshops (id, code, owner, title, lesson, lang, seats, duration_minutes,
+               warm_pool, opens_at, closes_at, created_at, ended_at, state)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&w.id)
+        .bind(&w.code)
+        .bind(&w.owner)
+        .bind(&w.title)
+        .bind(&w.lesson)
+        .bind(&w.lang)
+        .bind(w.seats)
+        .bind(w.duration_minutes)
+        .bind(w.warm_pool)
+        .bind(w.opens_at)
+        .bind(w.closes_at)
+        .bind(w.created_at)
+        .bind(w.ended_at)
+        .bind(&w.state)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert workshop"))?;
+        Ok(())
+    }
+
+    async fn get_workshop(&self, id: &str) -> Result<Option<super::WorkshopRow>, StoreError> {
+        sqlx::query_as::<_, super::WorkshopRow>("SELECT * FROM workshops WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("get workshop"))
+    }
+
+    async fn workshop_by_code(&self, code: &str) -> Result<Option<super::WorkshopRow>, StoreError> {
+        sqlx::query_as::<_, super::WorkshopRow>("SELECT * FROM workshops WHERE code = ?")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("find workshop by code"))
+    }
+
+    async fn workshops_of(&self, owner: &str) -> Result<Vec<super::WorkshopRow>, StoreError> {
+        sqlx::query_as::<_, super::WorkshopRow>(
+            "SELECT * FROM workshops WHERE owner = ? ORDER BY created_at DESC",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list workshops"))
+    }
+
+    async fn workshops_in_state(&self, state: &str) -> Result<Vec<super::WorkshopRow>, StoreError> {
+        sqlx::query_as::<_, super::WorkshopRow>(
+            "SELECT * FROM workshops WHERE state = ? ORDER BY created_at",
+        )
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list workshops by state"))
+    }
+
+    async fn set_workshop_state(
+        &self,
+        id: &str,
+        state: &str,
+        ended_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE workshops SET state = ?, ended_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(ended_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set workshop state"))?;
+        Ok(())
+    }
+
+    async fn insert_participant(&self, p: &super::ParticipantRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO workshop_participants (workshop_id, session_id, name, joined_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&p.workshop_id)
+        .bind(&p.session_id)
+        .bind(&p.name)
+        .bind(p.joined_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert workshop participant"))?;
+        Ok(())
+    }
+
+    async fn participants(
+        &self,
+        workshop_id: &str,
+    ) -> Result<Vec<super::ParticipantRow>, StoreError> {
+        sqlx::query_as::<_, super::ParticipantRow>(
+            "SELECT workshop_id, session_id, name, joined_at FROM workshop_participants
+             WHERE workshop_id = ? ORDER BY joined_at, session_id",
+        )
+        .bind(workshop_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list workshop participants"))
+    }
+
+    async fn participant_by_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<super::ParticipantRow>, StoreError> {
+        sqlx::query_as::<_, super::ParticipantRow>(
+            "SELECT workshop_id, session_id, name, joined_at FROM workshop_participants
+             WHERE session_id = ?",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("find workshop participant"))
+    }
 }
