@@ -110,6 +110,42 @@ impl AgentClient {
         self.get_json(t, "/v1/ports", Duration::from_secs(5)).await
     }
 
+    /// Writes a notice into every terminal of the instance.
+    pub async fn notice(&self, t: &AgentTarget, text: &str) -> Result<(), AgentError> {
+        let what = "POST /v1/notice";
+        let resp = self
+            .http
+            .post(format!("http://{}/v1/notice", t.addr))
+            .bearer_auth(&t.secret)
+            .json(&drydock_protocol::agent::Notice {
+                text: text.to_owned(),
+            })
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| AgentError::Request {
+                addr: t.addr,
+                what: what.to_owned(),
+                message: error_chain(&e),
+            })?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(AgentError::Status {
+                addr: t.addr,
+                what: what.to_owned(),
+                status: resp.status().as_u16(),
+                body: resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect(),
+            })
+        }
+    }
+
     pub async fn stats(&self, t: &AgentTarget) -> Result<Stats, AgentError> {
         self.get_json(t, "/v1/stats", Duration::from_secs(5)).await
     }

@@ -176,11 +176,18 @@ pub async fn run(
     tokio::spawn(sessions.clone().run_expiry());
     // After reconcile, which removed the warm instances of a previous run.
     tokio::spawn(sessions.clone().run_warm_pools());
+    tokio::spawn(sessions::idle::run(sessions.clone()));
     tracing::info!("drydock listening on http://{bound}");
     let token = sessions.shutdown_token().clone();
+    let stopping = sessions.clone();
     let signal = async move {
         shutdown.await;
-        tracing::info!("shutting down; sessions keep running for the next start");
+        if stopping.config().stop_sessions_on_exit {
+            tracing::info!("shutting down; ending every session (stop_sessions_on_exit)");
+            stopping.stop_all().await;
+        } else {
+            tracing::info!("shutting down; sessions keep running for the next start");
+        }
         token.cancel();
     };
     axum::serve(

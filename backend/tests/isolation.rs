@@ -195,7 +195,10 @@ async fn least_privilege_inside_an_instance() {
             || (out.contains("OOM1=0") && out.contains("OOMSELF=500")),
         "the agent is not OOM-protected against its children: {out}"
     );
-    assert!(out.contains("ENGINE-node1"), "not the instance's own engine: {out}");
+    assert!(
+        out.contains("ENGINE-node1"),
+        "not the instance's own engine: {out}"
+    );
 
     assert_healthy(&server).await;
     server.delete(&id, &token).await;
@@ -218,7 +221,10 @@ async fn network_policy_between_sessions_and_the_host() {
 
     // The rules are installed (read, never probed, for metadata and SMTP).
     let user = iptables_s("DOCKER-USER");
-    assert!(user.contains("-A DOCKER-USER -i dd-+ -j DRYDOCK-FWD"), "{user}");
+    assert!(
+        user.contains("-A DOCKER-USER -i dd-+ -j DRYDOCK-FWD"),
+        "{user}"
+    );
     assert_eq!(user.matches("-j DRYDOCK-FWD").count(), 1, "{user}");
     let fwd = iptables_s("DRYDOCK-FWD");
     for want in [
@@ -237,7 +243,13 @@ async fn network_policy_between_sessions_and_the_host() {
     let mut t = server.terminal(&a, &ta).await;
     let mut n = 0;
     let long = Duration::from_secs(30);
-    let gw = run(&mut t, &mut n, "ip route | awk '/^default/{print \"GW=\" $3}'", long).await;
+    let gw = run(
+        &mut t,
+        &mut n,
+        "ip route | awk '/^default/{print \"GW=\" $3}'",
+        long,
+    )
+    .await;
     let gw = gw
         .lines()
         .find_map(|l| l.trim().strip_prefix("GW="))
@@ -251,7 +263,10 @@ async fn network_policy_between_sessions_and_the_host() {
         long,
     )
     .await;
-    assert!(!out.contains("OTHER-rc-0"), "session B reachable from A: {out}");
+    assert!(
+        !out.contains("OTHER-rc-0"),
+        "session B reachable from A: {out}"
+    );
     // The server's own port on the host (it listens on 0.0.0.0): refused.
     let out = run(
         &mut t,
@@ -263,7 +278,10 @@ async fn network_policy_between_sessions_and_the_host() {
         long,
     )
     .await;
-    assert!(!out.contains("ADMIN-rc-0"), "the server's port is reachable: {out}");
+    assert!(
+        !out.contains("ADMIN-rc-0"),
+        "the server's port is reachable: {out}"
+    );
     // The registry mirror on the host: allowed (when this host runs one).
     if std::net::TcpStream::connect("127.0.0.1:5000").is_ok() {
         let out = run(
@@ -273,7 +291,10 @@ async fn network_policy_between_sessions_and_the_host() {
             long,
         )
         .await;
-        assert!(out.contains("MIRROR-200"), "the mirror is not reachable: {out}");
+        assert!(
+            out.contains("MIRROR-200"),
+            "the mirror is not reachable: {out}"
+        );
     } else {
         eprintln!("note: no registry mirror on :5000 here, its probe is skipped");
     }

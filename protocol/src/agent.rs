@@ -12,6 +12,7 @@
 //! | `GET /v1/stats`               | → [`Stats`]                                     |
 //! | `GET /v1/files?path=P`        | → the file's bytes                              |
 //! | `PUT /v1/files?path=P`        | the file's bytes → 204                          |
+//! | `POST /v1/notice`             | [`Notice`] → 204 (written into every terminal)  |
 //!
 //! Errors are `{"error": "<message>"}` ([`ApiError`]).
 
@@ -75,6 +76,16 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskQuota>,
 }
+
+/// A message from the server (idle warning, …) written into every terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Plain text, at most [`MAX_NOTICE`] bytes.
+    pub text: String,
+}
+
+/// Longest notice accepted.
+pub const MAX_NOTICE: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskQuota {

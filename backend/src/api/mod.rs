@@ -156,16 +156,39 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, example: &str) -
         .map_err(|e| Error::BadRequest(format!("invalid JSON in request body: {e}")))
 }
 
+/// The invite a create request offers: the `X-Drydock-Invite` header or the `"invite"` field.
+fn offered_invite(headers: &HeaderMap, body: &Bytes) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Invite {
+        #[serde(default)]
+        invite: Option<String>,
+    }
+    headers
+        .get("x-drydock-invite")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .or_else(|| {
+            serde_json::from_slice::<Invite>(body)
+                .ok()
+                .and_then(|i| i.invite)
+        })
+}
+
 async fn create_session(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Error> {
+    crate::sessions::guard::check_invite(
+        st.sessions.config().invite_token.as_deref(),
+        offered_invite(&headers, &body).as_deref(),
+    )?;
     let req: CreateRequest = parse_json(&body, r#"{"template":"docker"}"#)?;
     crate::sessions::validate(&req)?;
     crate::lessons::http::validate_create(&st, &req)?;
     st.limiter.check(ip)?;
-    let created = st.sessions.create(req).await?;
+    let created = st.sessions.create_for(ip, req).await?;
     let cookie = auth::session_cookie(&created.session.id, &created.token);
     Ok((
         StatusCode::CREATED,

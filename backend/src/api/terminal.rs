@@ -83,6 +83,21 @@ pub async fn attach(
                 std::future::ready(keep)
             });
             let (atx, arx) = agent.split();
+            // Bytes either way are activity (idle culling, sessions::idle).
+            let (clock, act_in, act_out) = (*sessions.clock(), live.clone(), live.clone());
+            let brx = brx.inspect(move |m| {
+                if matches!(m, Ok(axum::extract::ws::Message::Binary(_))) {
+                    act_in.activity.input(clock.now_ms());
+                }
+            });
+            let arx = arx.inspect(move |m| {
+                if matches!(
+                    m,
+                    Ok(tokio_tungstenite::tungstenite::Message::Binary(_))
+                ) {
+                    act_out.activity.output(clock.now_ms());
+                }
+            });
             let end = crate::relay::relay(
                 btx,
                 brx,

@@ -45,12 +45,14 @@ pub fn capped_nofile(want: u64) -> Option<u64> {
     if want == 0 {
         return None;
     }
-    let hard = std::fs::read_to_string("/proc/self/limits").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(4))
-            .and_then(|v| v.parse::<u64>().ok())
-    });
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4))
+                .and_then(|v| v.parse::<u64>().ok())
+        });
     Some(hard.map_or(want, |h| want.min(h)))
 }
 

@@ -72,7 +72,14 @@ fn rule(parts: &[&str]) -> Rule {
 /// The global rules of each chain, in order.
 pub fn global_rules(mirror_port: u16) -> Vec<(&'static str, Vec<Rule>)> {
     let port = mirror_port.to_string();
-    let est = ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"];
+    let est = [
+        "-m",
+        "conntrack",
+        "--ctstate",
+        "RELATED,ESTABLISHED",
+        "-j",
+        "RETURN",
+    ];
     vec![
         (
             FWD,

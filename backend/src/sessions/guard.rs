@@ -66,6 +66,61 @@ pub fn check_per_ip(counts: &HashMap<IpAddr, usize>, ip: IpAddr, max: usize) -> 
     Ok(())
 }
 
+/// Live sessions per client IP (sessions adopted at start-up are not counted: the IP is not
+/// stored).
+#[derive(Default)]
+pub struct PerIp {
+    inner: std::sync::Mutex<PerIpState>,
+}
+
+#[derive(Default)]
+struct PerIpState {
+    counts: HashMap<IpAddr, usize>,
+    by_session: HashMap<String, IpAddr>,
+}
+
+impl PerIp {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PerIpState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts one more session for `ip`, or refuses (429) when it holds `max` already.
+    pub fn reserve(&self, ip: IpAddr, max: usize) -> Result<(), Error> {
+        let mut st = self.lock();
+        check_per_ip(&st.counts, ip, max)?;
+        *st.counts.entry(ip).or_default() += 1;
+        Ok(())
+    }
+
+    /// Gives back a reservation that did not become a session.
+    pub fn release(&self, ip: IpAddr) {
+        let mut st = self.lock();
+        if let Some(n) = st.counts.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                st.counts.remove(&ip);
+            }
+        }
+    }
+
+    /// The reservation of `ip` became session `id`.
+    pub fn bind(&self, id: &str, ip: IpAddr) {
+        self.lock().by_session.insert(id.to_owned(), ip);
+    }
+
+    /// Session `id` ended.
+    pub fn ended(&self, id: &str) {
+        let ip = self.lock().by_session.remove(id);
+        if let Some(ip) = ip {
+            self.release(ip);
+        }
+    }
+
+    pub fn count(&self, ip: IpAddr) -> usize {
+        self.lock().counts.get(&ip).copied().unwrap_or(0)
+    }
+}
+
 /// Checks the invite of a create request against the configured token (if any), in constant
 /// time. 403 with a message that says what is missing.
 pub fn check_invite(configured: Option<&str>, offered: Option<&str>) -> Result<(), Error> {

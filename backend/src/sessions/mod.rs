@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod guard;
+pub mod idle;
 pub mod warm;
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +44,10 @@ pub const READY_POLL: Duration = Duration::from_millis(250);
 pub enum EndReason {
     Expired,
     Closed,
+    /// No terminal activity for the configured idle time plus grace.
+    Idle,
+    /// The server stopped with `stop_sessions_on_exit`.
+    ServerStopped,
 }
 
 impl EndReason {
@@ -50,12 +55,14 @@ impl EndReason {
         match self {
             EndReason::Expired => "session expired",
             EndReason::Closed => "session closed",
+            EndReason::Idle => "session ended: idle for too long",
+            EndReason::ServerStopped => "session ended: the server stopped",
         }
     }
     fn state(self) -> &'static str {
         match self {
-            EndReason::Expired => session_state::EXPIRED,
-            EndReason::Closed => session_state::CLOSED,
+            EndReason::Expired | EndReason::Idle => session_state::EXPIRED,
+            EndReason::Closed | EndReason::ServerStopped => session_state::CLOSED,
         }
     }
 }
@@ -129,6 +136,8 @@ pub struct Live {
     ended: watch::Sender<Option<String>>,
     cancel: CancellationToken,
     gateway: Mutex<Option<IpAddr>>,
+    /// Terminal activity, for idle culling.
+    pub activity: idle::Activity,
     instances: Mutex<BTreeMap<String, LiveInstance>>,
 }
 
@@ -144,6 +153,7 @@ impl Live {
             ended: watch::channel(None).0,
             cancel: parent.child_token(),
             gateway: Mutex::new(None),
+            activity: idle::Activity::new(0),
             instances: Mutex::new(BTreeMap::new()),
         }
     }
@@ -316,6 +326,8 @@ pub struct Sessions {
     agent: AgentClient,
     metrics: Arc<Metrics>,
     clock: Clock,
+    /// Live sessions per client IP.
+    per_ip: guard::PerIp,
     live: Mutex<HashMap<String, Arc<Live>>>,
     wake: Notify,
     shutdown: CancellationToken,
@@ -339,6 +351,7 @@ impl Sessions {
             agent: AgentClient::new(),
             metrics,
             clock: Clock::new(),
+            per_ip: guard::PerIp::default(),
             live: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
@@ -428,6 +441,57 @@ impl Sessions {
             Ok(live)
         } else {
             Err(Error::SessionNotFound)
+        }
+    }
+
+    /// [`Sessions::create`] for a client at `ip`: refused (429) while that address holds
+    /// `max_sessions_per_ip` live sessions (loopback clients are not counted).
+    pub async fn create_for(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        req: CreateRequest,
+    ) -> Result<Created, Error> {
+        self.per_ip.reserve(ip, self.config.max_sessions_per_ip)?;
+        match self.create(req).await {
+            Ok(c) => {
+                self.per_ip.bind(&c.session.id, ip);
+                Ok(c)
+            }
+            Err(e) => {
+                self.per_ip.release(ip);
+                Err(e)
+            }
+        }
+    }
+
+    /// Every live session.
+    pub fn live_sessions(&self) -> Vec<Arc<Live>> {
+        lock(&self.live).values().cloned().collect()
+    }
+
+    /// Writes `text` into every terminal of every ready instance of `live` (best effort).
+    pub async fn notice_all(&self, live: &Arc<Live>, text: &str) {
+        let targets: Vec<(String, AgentTarget)> = {
+            let names: Vec<String> = lock(&live.instances).keys().cloned().collect();
+            names
+                .into_iter()
+                .filter_map(|n| self.agent_target(live, &n).ok().map(|t| (n, t)))
+                .collect()
+        };
+        for (name, t) in targets {
+            if let Err(e) = self.agent.notice(&t, text).await {
+                tracing::debug!(session = %live.id(), instance = %name, error = %e, "notice");
+            }
+        }
+    }
+
+    /// Ends every live session (a graceful stop with `stop_sessions_on_exit`).
+    pub async fn stop_all(&self) {
+        for live in self.live_sessions() {
+            let id = live.id();
+            if let Err(e) = self.end(&id, EndReason::ServerStopped).await {
+                tracing::warn!(session = %id, error = %e, "ending session at shutdown");
+            }
         }
     }
 
@@ -742,6 +806,7 @@ impl Sessions {
 
     /// Moves `expires_at` to `min(now + session length, created_at + max length)`.
     pub async fn extend(&self, live: &Arc<Live>) -> Result<SessionView, Error> {
+        live.activity.input(self.clock.now_ms());
         let _g = live.ops.lock().await;
         if live.is_ended() {
             return Err(Error::SessionNotFound);
@@ -931,11 +996,14 @@ impl Sessions {
             }
         }
         lock(&self.live).remove(id);
+        self.per_ip.ended(id);
         let _ = self.store.set_session_state(id, reason.state()).await;
         let _ = self.store.delete_instances(id).await;
         match reason {
-            EndReason::Expired => Metrics::add(&self.metrics.sessions_expired, 1),
-            EndReason::Closed => Metrics::add(&self.metrics.sessions_closed, 1),
+            EndReason::Expired | EndReason::Idle => Metrics::add(&self.metrics.sessions_expired, 1),
+            EndReason::Closed | EndReason::ServerStopped => {
+                Metrics::add(&self.metrics.sessions_closed, 1)
+            }
         }
         self.event(id, reason.state(), msg).await;
         tracing::info!(session = id, reason = msg, "session ended");

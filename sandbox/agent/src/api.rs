@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/exec", post(run_exec))
         .route("/v1/ports", get(list_ports))
         .route("/v1/stats", get(get_stats))
+        .route("/v1/notice", post(post_notice))
         .route(
             "/v1/files",
             get(download).put(upload).layer(DefaultBodyLimit::disable()),
@@ -171,6 +172,29 @@ async fn run_exec(
         req.map_err(|e| Failure::bad_request(format!("invalid exec request: {}", e.body_text())))?;
     let result = exec::exec(&st.config, &req).await?;
     Ok(Json(result).into_response())
+}
+
+async fn post_notice(
+    State(st): State<AppState>,
+    req: Result<Json<drydock_protocol::agent::Notice>, JsonRejection>,
+) -> Result<Response, Failure> {
+    let Json(n) =
+        req.map_err(|e| Failure::bad_request(format!("invalid notice: {}", e.body_text())))?;
+    if n.text.len() > drydock_protocol::agent::MAX_NOTICE {
+        return Err(Failure::bad_request(format!(
+            "notice of {} bytes is longer than {}",
+            n.text.len(),
+            drydock_protocol::agent::MAX_NOTICE
+        )));
+    }
+    // Only printable text: a notice cannot move the cursor or retitle the terminal.
+    let text: String = n
+        .text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    st.terminals.notice(&text);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list_ports(State(st): State<AppState>) -> Response {
