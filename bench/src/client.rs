@@ -306,14 +306,38 @@ impl From<&SessionInfo> for Session {
 }
 
 /// Flow-control ack batching, as the UI does it: output bytes are acknowledged once
-/// [`ACK_THRESHOLD`] are pending, or [`ACK_IDLE`] after the first pending byte.
-#[derive(Debug, Default)]
+/// [`ACK_THRESHOLD`] (or the threshold given) are pending, or [`ACK_IDLE`] after the first
+/// pending byte.
+#[derive(Debug)]
 pub struct AckBatcher {
     pending: u64,
     since: Option<Instant>,
+    threshold: u64,
+}
+
+impl Default for AckBatcher {
+    fn default() -> Self {
+        AckBatcher::with_threshold(ACK_THRESHOLD)
+    }
+}
+
+/// The ack threshold new terminals use (profiling: 1 acks every output frame at once).
+static ACK_THRESHOLD_NOW: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(ACK_THRESHOLD);
+
+pub fn set_ack_threshold(bytes: u32) {
+    ACK_THRESHOLD_NOW.store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
 }
 
 impl AckBatcher {
+    pub fn with_threshold(threshold: u32) -> AckBatcher {
+        AckBatcher {
+            pending: 0,
+            since: None,
+            threshold: u64::from(threshold.max(1)),
+        }
+    }
+
     /// Records `n` processed output bytes; returns the count to ack now, if any.
     pub fn processed(&mut self, n: usize, now: Instant) -> Option<u32> {
         if n == 0 {
@@ -321,7 +345,7 @@ impl AckBatcher {
         }
         self.pending += n as u64;
         self.since.get_or_insert(now);
-        if self.pending >= u64::from(ACK_THRESHOLD) {
+        if self.pending >= self.threshold {
             self.flush()
         } else {
             None
@@ -511,7 +535,9 @@ impl Terminal {
             })?;
         let mut t = Terminal {
             ws,
-            acks: AckBatcher::default(),
+            acks: AckBatcher::with_threshold(
+                ACK_THRESHOLD_NOW.load(std::sync::atomic::Ordering::Relaxed),
+            ),
             what,
             marker: None,
             total: Received::default(),
@@ -543,6 +569,18 @@ impl Terminal {
         self.flush_due_acks().await?;
         self.send(ClientFrame::Input(Bytes::copy_from_slice(data)))
             .await
+    }
+
+    /// Sends input and returns the instant just before it was handed to the socket (due
+    /// acks go out first, outside the timed span). Time round trips from this instant:
+    /// on loopback and veth the write itself can run much of the peer's receive path, so
+    /// the answer may already be waiting when the send returns.
+    pub async fn send_input_timed(&mut self, data: &[u8]) -> Result<Instant> {
+        self.flush_due_acks().await?;
+        let t0 = Instant::now();
+        self.send(ClientFrame::Input(Bytes::copy_from_slice(data)))
+            .await?;
+        Ok(t0)
     }
 
     pub async fn resize(&mut self, cols: u16, rows: u16) -> Result<()> {
@@ -688,8 +726,7 @@ impl Terminal {
             .clone()
             .ok_or_else(|| anyhow!("{}: run() before set_prompt()", self.what))?;
         let mut f = Finder::new(&marker);
-        self.send_input(format!("{cmd}\r").as_bytes()).await?;
-        let t0 = Instant::now();
+        let t0 = self.send_input_timed(format!("{cmd}\r").as_bytes()).await?;
         let got = self
             .read_until_with(&mut f, t0 + timeout, on_data)
             .await
@@ -794,6 +831,8 @@ mod tests {
         assert_eq!(a.processed(5, t0), None);
         assert_eq!(a.flush(), Some(5));
         assert_eq!(a.flush(), None);
+        let mut every = AckBatcher::with_threshold(1);
+        assert_eq!(every.processed(3, t0), Some(3));
     }
 
     #[test]

@@ -48,8 +48,7 @@ pub async fn keystrokes(term: &mut Terminal, n: usize, interval: Duration) -> Re
             (b"\x7f", b"\x08")
         };
         let mut f = Finder::new(echo);
-        term.send_input(key).await?;
-        let t0 = Instant::now();
+        let t0 = term.send_input_timed(key).await?;
         let deadline = t0 + Duration::from_secs(10);
         loop {
             match term.next_frame(deadline).await? {

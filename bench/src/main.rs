@@ -61,6 +61,10 @@ struct Cli {
     /// (profiling: tungstenite zero-fills it before each read).
     #[arg(long, global = true)]
     ws_read_buffer: Option<usize>,
+    /// Output bytes pending before an ack is sent [default: 32768, as the UI] (profiling: 1
+    /// acks every output frame at once, which also carries the TCP ACK at once).
+    #[arg(long, global = true)]
+    ack_threshold: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -273,6 +277,9 @@ async fn terminated() {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let url = client::loopback_url(&cli.url)?;
+    if let Some(n) = cli.ack_threshold {
+        client::set_ack_threshold(n);
+    }
     if let Some(n) = cli.ws_read_buffer {
         client::set_ws_read_buffer(n);
     }
