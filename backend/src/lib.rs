@@ -177,6 +177,7 @@ pub async fn run(
     // After reconcile, which removed the warm instances of a previous run.
     tokio::spawn(sessions.clone().run_warm_pools());
     tokio::spawn(sessions::idle::run(sessions.clone()));
+    tokio::spawn(sessions::engine::run(sessions.clone()));
     tracing::info!("drydock listening on http://{bound}");
     let token = sessions.shutdown_token().clone();
     let stopping = sessions.clone();

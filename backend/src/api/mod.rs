@@ -116,14 +116,24 @@ struct Health {
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
-    match st.sessions.runtime().check().await {
+    let check = match st.sessions.runtime().check().await {
+        Ok(()) => {
+            // Sessions cannot be created on a nearly full disk either.
+            let mut disks = vec![st.sessions.config().data_dir.clone()];
+            disks.extend(st.sessions.runtime().storage_paths().await);
+            crate::sessions::guard::check_disk(&disks, st.sessions.config().min_free_disk_mb)
+                .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match check {
         Ok(()) => Json(Health {
             status: "ok",
             sessions: st.sessions.live_count(),
             max_sessions: st.sessions.config().max_sessions,
         })
         .into_response(),
-        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 

@@ -629,6 +629,31 @@ impl Runtime for DockerRuntime {
             .await
     }
 
+    async fn restart_instance(
+        &self,
+        session: &str,
+        name: &str,
+    ) -> Result<Option<OwnedInstance>, RuntimeError> {
+        match self.inspect(session, name).await? {
+            None => Ok(None),
+            Some(i) if i.running => Ok(Some(i)),
+            Some(_) => {
+                let cname = container_name(session, name);
+                match self
+                    .docker
+                    .start_container(&cname, None::<StartContainerOptions>)
+                    .await
+                {
+                    Ok(()) => {}
+                    // 304: already started.
+                    Err(e) if is_status(&e, 304) => {}
+                    Err(e) => return Err(engine(format!("start container {cname}"))(e)),
+                }
+                self.inspect(session, name).await
+            }
+        }
+    }
+
     async fn storage_paths(&self) -> Vec<std::path::PathBuf> {
         match self.docker.info().await {
             Ok(info) => info

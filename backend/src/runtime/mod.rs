@@ -127,6 +127,17 @@ pub trait Runtime: Send + Sync + 'static {
         Ok(Default::default())
     }
 
+    /// Starts instance `name` again if its container exists but stopped (the engine
+    /// restarted), and answers what it found. Runtimes that cannot start a stopped instance
+    /// only look.
+    async fn restart_instance(
+        &self,
+        session: &str,
+        name: &str,
+    ) -> Result<Option<OwnedInstance>, RuntimeError> {
+        self.inspect(session, name).await
+    }
+
     /// Host directories whose filesystems hold instance data (checked for free space before
     /// a session is created); empty when the runtime cannot tell.
     async fn storage_paths(&self) -> Vec<std::path::PathBuf> {

@@ -7,6 +7,7 @@
 //! [`Store`]; it talks to instances only through the [`Runtime`] and the [`AgentClient`].
 
 pub mod clock;
+pub mod engine;
 pub mod guard;
 pub mod idle;
 pub mod warm;
