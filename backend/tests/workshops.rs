@@ -1057,3 +1057,438 @@ async fn only_instructors_with_mode_view_open_participants_terminals() {
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+// ---- Acceptance test against the real dockerd (DRYDOCK_E2E=1) ----
+
+mod real {
+    use super::ADMIN;
+    use crate::common::e2e::{docker, e2e, labelled, Server, Term, SERIAL};
+    use bytes::Bytes;
+    use drydock_protocol::frame::ClientFrame;
+    use serde_json::{json, Value};
+    use std::time::{Duration, Instant};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    const MIRROR: &str = "http://127.0.0.1:5000";
+
+    async fn require_mirror() {
+        let url = format!("{MIRROR}/v2/docker/whalesay/tags/list");
+        let body = match reqwest::get(&url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!(
+                "DRYDOCK_E2E is set but the registry mirror does not answer at {url}: {e}\n\
+                 start it (scripts/lib/host.sh) and seed it (sandbox/build --only lessons)"
+            ),
+        };
+        assert!(
+            body.contains("\"latest\""),
+            "the registry mirror has no docker/whalesay:latest ({body})"
+        );
+    }
+
+    /// Reads the workshop's event stream in the background: (event, data) pairs.
+    fn follow_events(
+        server: &Server,
+        id: &str,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let url = server.url(&format!("/api/v1/workshops/{id}/events"));
+        tokio::spawn(async move {
+            let mut resp = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let mut buf = String::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    let (mut ev, mut data) = (String::new(), String::new());
+                    for line in block.lines() {
+                        if let Some(e) = line.strip_prefix("event: ") {
+                            ev = e.to_owned();
+                        } else if let Some(d) = line.strip_prefix("data: ") {
+                            data.push_str(d);
+                        } else if line.starts_with(':') {
+                            ev = "comment".into();
+                        }
+                    }
+                    let v = serde_json::from_str(&data).unwrap_or(Value::Null);
+                    if tx.send((ev, v)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    async fn wait_event(
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
+        name: &str,
+        pred: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> (Value, Duration) {
+        let t0 = Instant::now();
+        loop {
+            let left = within.saturating_sub(t0.elapsed());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some((ev, v))) if ev == name && pred(&v) => return (v, t0.elapsed()),
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("event stream ended waiting for {name}"),
+                Err(_) => panic!("no {name} event within {within:?}"),
+            }
+        }
+    }
+
+    async fn api(
+        server: &Server,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = reqwest::Client::new()
+            .request(method, server.url(path))
+            .bearer_auth(ADMIN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn view_socket(server: &Server, id: &str, mode: &str) -> Result<Term, String> {
+        let url = format!(
+            "ws://127.0.0.1:{}/api/v1/sessions/{id}/instances/node1/terminals/main{mode}",
+            server.port
+        );
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(Term {
+                ws,
+                screen: String::new(),
+                replay_done: false,
+            }),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn workshop_end_to_end() {
+        if !e2e("workshop_end_to_end") {
+            return;
+        }
+        require_mirror().await;
+        let _serial = SERIAL.lock().await;
+        let started = Instant::now();
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), &[("DRYDOCK_ADMIN_TOKEN", ADMIN)]).await;
+        let server_id = std::fs::read_to_string(dir.path().join("server-id"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let owned = format!("drydock.server={server_id}");
+        struct RemoveOwned(String);
+        impl Drop for RemoveOwned {
+            fn drop(&mut self) {
+                crate::common::e2e::remove_labelled(&self.0);
+            }
+        }
+        let _owned = RemoveOwned(owned.clone());
+
+        // The instructor signs in (cookie) and makes a workshop: 3 seats, 2 warm.
+        let login = reqwest::Client::new()
+            .post(server.url("/api/v1/admin/login"))
+            .json(&json!({"token": ADMIN}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        let cookie = login.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let r = reqwest::Client::new()
+            .post(server.url("/api/v1/workshops"))
+            .header("cookie", &cookie)
+            .json(
+                &json!({"title": "E2E workshop", "lesson": "whalesay", "seats": 3,
+                          "duration_minutes": 20, "warm_pool": 2}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let w: Value = r.json().await.unwrap();
+        let (wid, code) = (
+            w["id"].as_str().unwrap().to_owned(),
+            w["code"].as_str().unwrap().to_owned(),
+        );
+        assert!(w["join_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/w/{code}")));
+        let mut events = follow_events(&server, &wid);
+        let (snap, _) = wait_event(&mut events, "snapshot", |_| true, Duration::from_secs(5)).await;
+        assert_eq!(snap["participants"], json!([]));
+
+        // The warm pool fills.
+        let t0 = Instant::now();
+        loop {
+            let (_, d) = api(
+                &server,
+                reqwest::Method::GET,
+                &format!("/api/v1/workshops/{wid}"),
+                None,
+            )
+            .await;
+            if d["warm"]["ready"] == 2 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "warm pool: {}\n{}",
+                d["warm"],
+                server.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let fill = t0.elapsed();
+        let (c, _, _) = labelled(&owned);
+        assert_eq!(c, 2, "two warm containers before anyone joined");
+
+        // Three participants join; the first two take warm instances.
+        let mut people: Vec<(String, String, String)> = Vec::new();
+        let mut timings = Vec::new();
+        for name in ["Ada", "Grace", "Linus"] {
+            let t0 = Instant::now();
+            let r = reqwest::Client::new()
+                .post(server.url(&format!("/api/v1/workshops/{code}/join")))
+                .json(&json!({"name": name}))
+                .send()
+                .await
+                .unwrap();
+            let answered = t0.elapsed();
+            assert_eq!(r.status(), 201, "{}", server.log_text());
+            let v: Value = r.json().await.unwrap();
+            let (id, token) = (
+                v["id"].as_str().unwrap().to_owned(),
+                v["token"].as_str().unwrap().to_owned(),
+            );
+            let warm = v["instances"][0]["state"] == "ready";
+            if !warm {
+                server
+                    .wait_ready(&id, &token, Duration::from_secs(60))
+                    .await;
+            }
+            let ready = t0.elapsed();
+            eprintln!(
+                "join {name}: answered in {} ms, ready after {} ms ({})",
+                answered.as_millis(),
+                ready.as_millis(),
+                if warm {
+                    "warm instance, ready in the answer"
+                } else {
+                    "no ready warm instance"
+                }
+            );
+            timings.push((name, answered, ready, warm));
+            let _ = wait_event(
+                &mut events,
+                "join",
+                |v| v["participant"]["name"] == name,
+                Duration::from_secs(10),
+            )
+            .await;
+            people.push((name.to_owned(), id, token));
+        }
+        for (name, _, ready, warm) in &timings[..2] {
+            assert!(*warm, "{name} did not get a warm instance");
+            assert!(
+                *ready < Duration::from_secs(1),
+                "{name}: join→ready took {ready:?}"
+            );
+        }
+
+        // A fourth is refused clearly.
+        let r = reqwest::Client::new()
+            .post(server.url(&format!("/api/v1/workshops/{code}/join")))
+            .json(&json!({"name": "Dennis"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["error"],
+            "workshop 'E2E workshop' is full: 3 of 3 seats taken"
+        );
+
+        // The instructor watches Ada's terminal read-only.
+        let (_, ada, ada_token) = people[0].clone();
+        let refused = view_socket(&server, &ada, "")
+            .await
+            .err()
+            .unwrap_or_default();
+        assert!(
+            refused.contains("403"),
+            "admin without mode=view: {refused}"
+        );
+        let mut view = view_socket(&server, &ada, "?mode=view")
+            .await
+            .expect("view socket");
+        view.replay(Duration::from_secs(10)).await;
+        let mut t = server.terminal(&ada, &ada_token).await;
+        t.replay(Duration::from_secs(10)).await;
+        t.type_line("echo seen-by-$((6*7))").await;
+        t.expect("seen-by-42", Duration::from_secs(20)).await;
+        view.expect("seen-by-42", Duration::from_secs(20)).await;
+        // What the view types never runs.
+        view.send(ClientFrame::Input(Bytes::from_static(
+            b"touch /tmp/viewer-typed\r",
+        )))
+        .await;
+        view.send(ClientFrame::Resize { cols: 20, rows: 5 }).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        t.type_line(
+            "test -e /tmp/viewer-typed && echo VIEWER-RAN || echo viewer-$((2*21))-ignored",
+        )
+        .await;
+        t.expect("viewer-42-ignored", Duration::from_secs(20)).await;
+        assert!(!t.screen.contains("VIEWER-RAN\r"), "{}", t.screen);
+        // Grace's token does not open Ada's terminal.
+        let url = format!(
+            "ws://127.0.0.1:{}/api/v1/sessions/{ada}/instances/node1/terminals/main?token={}&mode=view",
+            server.port, people[1].2
+        );
+        let e = tokio_tungstenite::connect_async(url)
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("404"), "another participant's token: {e}");
+
+        // Ada passes step 1 (docker pull docker/whalesay) and the dashboard sees it.
+        let check = |id: String, token: String| {
+            let url = server.url(&format!("/api/v1/sessions/{id}/lesson/steps/0/check"));
+            async move {
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.json::<Value>().await.unwrap()
+            }
+        };
+        assert_eq!(check(ada.clone(), ada_token.clone()).await["passed"], false);
+        t.type_line("docker pull docker/whalesay; echo pulled-$((40+2))")
+            .await;
+        let out = t.expect("pulled-42", Duration::from_secs(180)).await;
+        assert!(
+            out.contains("Downloaded newer image for docker/whalesay:latest")
+                || out.contains("Image is up to date for docker/whalesay:latest"),
+            "{out}"
+        );
+        view.expect("pulled-42", Duration::from_secs(20)).await;
+        let v = check(ada.clone(), ada_token.clone()).await;
+        assert_eq!(v["passed"], true, "{v}");
+        let (ev, took) = wait_event(
+            &mut events,
+            "check",
+            |v| v["participant"]["session"] == ada.as_str() && v["participant"]["passed"] == 1,
+            Duration::from_secs(10),
+        )
+        .await;
+        eprintln!(
+            "check event on the live feed {} ms after the check answered",
+            took.as_millis()
+        );
+        assert_eq!(ev["participant"]["progress"][0]["step"], 0);
+        let (_, d) = api(
+            &server,
+            reqwest::Method::GET,
+            &format!("/api/v1/workshops/{wid}"),
+            None,
+        )
+        .await;
+        let parts = d["participants"].as_array().unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0]["name"], "Ada");
+        assert_eq!(parts[0]["progress"][0]["passed"], true, "{d}");
+        assert_eq!(parts[1]["passed"], 0);
+        let csv = reqwest::Client::new()
+            .get(server.url(&format!("/api/v1/workshops/{wid}/results.csv")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let ada_row = csv
+            .lines()
+            .find(|l| l.starts_with("Ada,"))
+            .expect("Ada in the CSV");
+        assert_eq!(ada_row.split(',').nth(2), Some("yes"), "{csv}");
+
+        // Ending the workshop removes every session and container.
+        let t0 = Instant::now();
+        let (status, v) = api(
+            &server,
+            reqwest::Method::POST,
+            &format!("/api/v1/workshops/{wid}/end"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["ended"], 3);
+        let end_took = t0.elapsed();
+        let (c, vols, nets) = labelled(&owned);
+        assert_eq!(
+            (c, vols, nets),
+            (0, 0, 0),
+            "left behind after the end: {}",
+            docker(&["ps", "-a", "--filter", &format!("label={owned}")]).1
+        );
+        for (_, id, token) in &people {
+            assert_eq!(server.get(id, token).await.0, 404, "session {id} is gone");
+        }
+        let (code_, _) = t.closed(Duration::from_secs(10)).await;
+        assert_eq!(code_, 4000);
+        let _ = wait_event(
+            &mut events,
+            "workshop",
+            |v| v["action"] == "end",
+            Duration::from_secs(10),
+        )
+        .await;
+
+        eprintln!(
+            "WORKSHOP E2E: warm pool of 2 filled in {} ms",
+            fill.as_millis()
+        );
+        for (name, answered, ready, warm) in &timings {
+            eprintln!(
+                "WORKSHOP E2E: join {name}: answer {} ms, join→ready {} ms, warm={warm}",
+                answered.as_millis(),
+                ready.as_millis()
+            );
+        }
+        eprintln!(
+            "WORKSHOP E2E: end of the workshop (3 sessions) took {} ms",
+            end_took.as_millis()
+        );
+        eprintln!("workshop end to end: {:?}", started.elapsed());
+    }
+}
