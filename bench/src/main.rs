@@ -129,6 +129,8 @@ pub struct Opened {
     pub created: Duration,
     /// node1 reported `ready` (from the POST).
     pub ready: Duration,
+    /// The POST answer already said node1 is ready (a warm-pool instance).
+    pub warm: bool,
 }
 
 impl Ctx {
@@ -153,13 +155,20 @@ impl Ctx {
         let info = self.api.create_session(&self.template).await?;
         let created = t0.elapsed();
         let session = Session::from(&info);
-        self.api
-            .wait_ready(&session, "node1", self.ready_timeout)
-            .await?;
+        let warm = info
+            .instances
+            .iter()
+            .any(|i| i.name == "node1" && i.state == "ready");
+        if !warm {
+            self.api
+                .wait_ready(&session, "node1", self.ready_timeout)
+                .await?;
+        }
         Ok(Opened {
             session,
             created,
             ready: t0.elapsed(),
+            warm,
         })
     }
 
