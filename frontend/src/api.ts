@@ -92,7 +92,7 @@ export function forgetToken(id: string): void {
 
 const enc = encodeURIComponent;
 
-async function request<T>(method: string, path: string, opts: { body?: unknown; session?: string } = {}): Promise<T> {
+export async function request<T>(method: string, path: string, opts: { body?: unknown; session?: string } = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
   const token = opts.session ? tokenFor(opts.session) : null;

@@ -1,5 +1,8 @@
-// Client-side routing: `/` is the start page, `/s/{id}` a session page. Pages mount into
+// Client-side routing: `/` is the start page, `/s/{id}` a session page, the workshop pages
+// (src/workshops/routes.ts: `/admin…`, `/w/{code}`). Pages mount into
 // #app and return a cleanup function that runs before the next page mounts.
+
+import { workshopMount } from './workshops/routes';
 
 export type Cleanup = () => void;
 type Mount = (root: HTMLElement) => Cleanup | Promise<Cleanup>;
@@ -25,8 +28,11 @@ export async function render(): Promise<void> {
   cleanup = null;
   root.textContent = '';
   const id = sessionIdFromPath(location.pathname);
+  const workshopPage = await workshopMount(location.pathname);
   let mount: Mount;
-  if (id) {
+  if (workshopPage) {
+    mount = workshopPage;
+  } else if (id) {
     mount = (await import('./pages/session')).mountSession.bind(null, id);
   } else {
     mount = (await import('./pages/start')).mountStart;

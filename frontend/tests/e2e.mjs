@@ -7,17 +7,16 @@
 //        tests against it; for UI work while the real server is not available)
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, requireChromium } from './browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const useMock = process.env.DRYDOCK_E2E_MOCK === '1';
 const mockPort = process.env.MOCK_PORT ?? '18081';
 const base = (useMock ? `http://127.0.0.1:${mockPort}` : (process.env.DRYDOCK_URL ?? 'http://127.0.0.1:8080')).replace(/\/$/, '');
 const artifacts = process.env.DRYDOCK_ARTIFACTS ?? path.resolve(here, '../test-artifacts');
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const READY_MS = Number(process.env.DRYDOCK_E2E_READY_MS ?? 180_000);
 mkdirSync(artifacts, { recursive: true });
 
@@ -84,11 +83,7 @@ async function closeSession(page) {
   await page.waitForURL(`${base}/`, { timeout: 30_000 });
 }
 
-if (!existsSync(executablePath)) {
-  console.log(`FAIL no browser at ${executablePath}: apt-get install -y chromium (or set CHROMIUM=)`);
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-}
+requireChromium();
 
 let mock = null;
 if (useMock) {
@@ -100,11 +95,7 @@ if (useMock) {
 }
 console.log(`testing ${base}${useMock ? ' (mock server)' : ''}`);
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-quic', '--no-first-run', '--disable-sync'],
-});
+const browser = await launchChromium();
 const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
 const page = await context.newPage();
 const consoleErrors = [];
