@@ -191,11 +191,23 @@ pub async fn run(
         }
         token.cancel();
     };
-    axum::serve(
+    let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(signal)
-    .await
-    .map_err(ServeError::Serve)
+    .await;
+    // Upgraded WebSockets are not connections graceful shutdown waits for: give the relays,
+    // already cancelled, a moment to send their close frames before the process exits.
+    let metrics = sessions.metrics();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while metrics
+        .terminals_open
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    served.map_err(ServeError::Serve)
 }

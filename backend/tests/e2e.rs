@@ -299,7 +299,6 @@ async fn orphans_go_at_startup_and_bad_input_changes_nothing() {
     for (body, want) in [
         (r#"{"template":"#, "invalid JSON"),
         (r#"{"template":"docker-compose"}"#, "unknown template"),
-        (r#"{"template":"kubernetes"}"#, "not available yet"),
     ] {
         let r = http
             .post(server.url("/api/v1/sessions"))
@@ -311,6 +310,38 @@ async fn orphans_go_at_startup_and_bad_input_changes_nothing() {
         assert_eq!(r.status(), 400);
         let e: Value = r.json().await.unwrap();
         assert!(e["error"].as_str().unwrap().contains(want), "{e}");
+    }
+    // Where no k3s image was built, the kubernetes template is refused with the reason.
+    let templates: Value = http
+        .get(server.url("/api/v1/templates"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let k8s = templates
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "kubernetes")
+        .expect("the kubernetes template is listed");
+    if k8s["available"] == false {
+        let r = http
+            .post(server.url("/api/v1/sessions"))
+            .json(&serde_json::json!({"template": "kubernetes"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("template kubernetes is unavailable: "),
+            "{e}"
+        );
     }
 
     let mut req = format!(
