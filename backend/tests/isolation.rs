@@ -88,9 +88,15 @@ async fn run(t: &mut Term, n: &mut u32, cmd: &str, within: Duration) -> String {
         "echo BEGIN-$(({a}+0)); {cmd}; echo END-$(({b}+0))"
     ))
     .await;
-    t.expect(&format!("BEGIN-{a}"), within).await;
-    let out = t.expect(&format!("END-{b}"), within).await;
-    out.trim_end_matches(&format!("END-{b}")).to_owned()
+    let from = t.screen.len();
+    t.expect(&format!("END-{b}"), within).await;
+    // Between the markers the shell printed (the echoed command line holds neither).
+    let screen = &t.screen[from..];
+    let start = screen
+        .find(&format!("BEGIN-{a}"))
+        .map_or(0, |i| i + format!("BEGIN-{a}").len());
+    let end = screen.rfind(&format!("END-{b}")).unwrap_or(screen.len());
+    screen[start..end.max(start)].to_owned()
 }
 
 #[tokio::test]
@@ -322,4 +328,233 @@ async fn network_policy_between_sessions_and_the_host() {
     assert!(fwd.contains(&format!("dd-{short_b}")), "{fwd}");
     assert_healthy(&server).await;
     server.delete(&b, &tb).await;
+}
+
+/// Limits small enough for the attacks below to hit them quickly.
+const LIMITS: [(&str, &str); 5] = [
+    ("DRYDOCK_MEMORY_MB", "512"),
+    ("DRYDOCK_PIDS", "384"),
+    ("DRYDOCK_CPUS", "1"),
+    ("DRYDOCK_DISK_QUOTA_MB", "200"),
+    ("DRYDOCK_DISK_CHECK_SECONDS", "1"),
+];
+
+async fn instance_state(server: &Server, id: &str, token: &str) -> String {
+    let (status, v) = server.get(id, token).await;
+    assert_eq!(status, 200, "{v}");
+    v["instances"][0]["state"].as_str().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn fork_bomb_and_memory_bomb_are_contained() {
+    if !e2e("fork_bomb_and_memory_bomb_are_contained") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &LIMITS).await;
+    let (id, token) = server.create().await;
+    let _cleanup = Cleanup(vec![id.clone()]);
+    server.wait_ready(&id, &token, SHORT).await;
+    let mut t = server.terminal(&id, &token).await;
+    let mut n = 0;
+    let long = Duration::from_secs(60);
+
+    // A fork bomb, bounded to 10 s and in its own process group (a background job): the
+    // pids limit holds it inside the instance. While it runs the agent still answers (the
+    // ports call reads /proc, it needs no fork) and the server stays healthy. Afterwards the
+    // shell kills what is left of the group with its builtin kill (no fork needed; a fork
+    // bomb's members can outlive `timeout`, found here) and carries on.
+    t.type_line(
+        "timeout -s KILL 10 bash -c 'b(){ b|b& }; b' 2>/dev/null & BOMB=$!; echo BOMB-$((1+1))-STARTED",
+    )
+    .await;
+    t.expect("BOMB-2-STARTED", long).await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for _ in 0..3 {
+        let r = reqwest::Client::new()
+            .get(server.url(&format!("/api/v1/sessions/{id}/instances/node1/ports")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert_eq!(
+            status,
+            200,
+            "agent during the bomb: {}",
+            r.text().await.unwrap()
+        );
+        assert_healthy(&server).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let out = run(
+        &mut t,
+        &mut n,
+        "wait $BOMB 2>/dev/null; for i in {1..200}; do kill -KILL -- -$BOMB 2>/dev/null; done; \
+         echo FORKBOMB-over",
+        long,
+    )
+    .await;
+    assert!(out.contains("FORKBOMB-over"), "{out}");
+    eprintln!("fork bomb over after {:?}", started.elapsed());
+    assert_healthy(&server).await;
+    assert_eq!(instance_state(&server, &id, &token).await, "ready");
+    let out = run(
+        &mut t,
+        &mut n,
+        "echo SHELL-$((20+22)); echo PIDS-$(cat /sys/fs/cgroup/pids/pids.current)",
+        long,
+    )
+    .await;
+    assert!(out.contains("SHELL-42"), "{out}");
+    eprintln!("after the bomb: {}", out.trim());
+
+    // A memory bomb: OOM-killed inside the instance's memory limit; the agent survives.
+    let out = run(
+        &mut t,
+        &mut n,
+        "python3 -c \"exec('a=[]\\nwhile 1: a.append(b\\'x\\' * (1 << 26))')\"; echo MEMBOMB-rc-$?",
+        long,
+    )
+    .await;
+    assert!(out.contains("MEMBOMB-rc-137"), "not OOM-killed: {out}");
+    let out = run(&mut t, &mut n, "echo PID1-$(cat /proc/1/comm)", long).await;
+    assert!(out.contains("PID1-drydock-agent"), "{out}");
+    assert_healthy(&server).await;
+    assert_eq!(instance_state(&server, &id, &token).await, "ready");
+    // A new terminal still starts (the agent can fork again).
+    drop(t);
+    let mut t2 = server.terminal(&id, &token).await;
+    t2.type_line("echo AGAIN-$((1+1))").await;
+    t2.expect("AGAIN-2", long).await;
+    server.delete(&id, &token).await;
+}
+
+/// Median time of `rounds` echo round trips through the terminal.
+async fn echo_latency(t: &mut Term, tag: &str, rounds: u32) -> Duration {
+    let mut times = Vec::new();
+    for i in 0..rounds {
+        let started = Instant::now();
+        t.type_line(&format!("echo {tag}-$(({i}+1000))")).await;
+        t.expect(&format!("{tag}-{}", i + 1000), Duration::from_secs(20))
+            .await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::test]
+async fn cpu_hog_does_not_starve_another_session() {
+    if !e2e("cpu_hog_does_not_starve_another_session") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &LIMITS).await;
+    let (a, ta) = server.create().await;
+    let (b, tb) = server.create().await;
+    let _cleanup = Cleanup(vec![a.clone(), b.clone()]);
+    server.wait_ready(&a, &ta, SHORT).await;
+    server.wait_ready(&b, &tb, SHORT).await;
+    let mut hog = server.terminal(&a, &ta).await;
+    let mut victim = server.terminal(&b, &tb).await;
+    victim.type_line("stty -echo").await;
+    let idle = echo_latency(&mut victim, "IDLE", 7).await;
+    // `yes` on every core of the host, bounded to 10 s.
+    hog.type_line(
+        "for i in $(seq $(nproc)) x; do timeout 10 yes > /dev/null & done; wait; echo HOG-$((0+1))-DONE",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let busy = echo_latency(&mut victim, "BUSY", 7).await;
+    eprintln!("echo round trip: idle {idle:?}, with the other session's CPU hog {busy:?}");
+    hog.expect("HOG-1-DONE", Duration::from_secs(30)).await;
+    // Within 2x of idle; a floor of 100 ms over idle absorbs this shared machine's noise
+    // (idle round trips are a few milliseconds).
+    assert!(
+        busy <= (idle * 2).max(idle + Duration::from_millis(100)),
+        "idle {idle:?}, busy {busy:?}"
+    );
+    assert_healthy(&server).await;
+    server.delete(&a, &ta).await;
+    server.delete(&b, &tb).await;
+}
+
+#[tokio::test]
+async fn disk_quota_stops_the_writer_and_pauses_containers() {
+    if !e2e("disk_quota_stops_the_writer_and_pauses_containers") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &LIMITS).await;
+    let (id, token) = server.create().await;
+    let _cleanup = Cleanup(vec![id.clone()]);
+    server.wait_ready(&id, &token, SHORT).await;
+    let mut t = server.terminal(&id, &token).await;
+    let mut n = 0;
+    let long = Duration::from_secs(60);
+
+    // A tiny nested container (sleep and its libraries, imported), running.
+    let out = run(
+        &mut t,
+        &mut n,
+        "tar -ch /bin/sleep /lib/x86_64-linux-gnu/libc.so.6 /lib64/ld-linux-x86-64.so.2 \
+         2>/dev/null | docker import - tiny >/dev/null && \
+         docker run -d --name napper tiny /bin/sleep 600 >/dev/null; \
+         echo NESTED-$(docker inspect -f '{{.State.Running}}' napper)",
+        long,
+    )
+    .await;
+    assert!(out.contains("NESTED-true"), "{out}");
+    // A writer that would take 400 MiB at 50 MiB/s; the quota is 200 MiB.
+    let out = run(
+        &mut t,
+        &mut n,
+        "python3 -c \"exec('import time\\nf=open(\\'/root/big\\',\\'wb\\')\\nfor i in range(400):\\n f.write(b\\'x\\' * (1 << 20)); f.flush(); time.sleep(0.02)')\"; \
+         echo WRITER-rc-$?; echo SIZE-$(du -sm /root/big | cut -f1)-MiB",
+        long,
+    )
+    .await;
+    assert!(
+        out.contains("WRITER-rc-137"),
+        "the writer was not stopped: {out}"
+    );
+    // The notice follows once the nested containers are paused (the 90 % warning comes
+    // first when a check falls between 90 and 100 %).
+    if !out.contains("disk quota exceeded") {
+        t.expect("disk quota exceeded", Duration::from_secs(20))
+            .await;
+    }
+    let size: u64 = out
+        .split("SIZE-")
+        .nth(1)
+        .and_then(|s| s.split('-').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(999);
+    assert!(size < 400, "wrote {size} MiB");
+    let out = run(
+        &mut t,
+        &mut n,
+        "sleep 2; echo PAUSED-$(docker inspect -f '{{.State.Paused}}' napper)",
+        long,
+    )
+    .await;
+    assert!(out.contains("PAUSED-true"), "{out}");
+    // Freeing space resumes what was paused.
+    t.type_line("rm -f /root/big").await;
+    t.expect("disk use is back", Duration::from_secs(20)).await;
+    let out = run(
+        &mut t,
+        &mut n,
+        "echo PAUSED-$(docker inspect -f '{{.State.Paused}}' napper)",
+        long,
+    )
+    .await;
+    assert!(out.contains("PAUSED-false"), "{out}");
+    assert_healthy(&server).await;
+    server.delete(&id, &token).await;
 }

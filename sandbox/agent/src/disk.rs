@@ -133,7 +133,17 @@ fn mib(b: u64) -> u64 {
     b / (1024 * 1024)
 }
 
-/// `write_bytes` of every process, from /proc/<pid>/io.
+fn write_bytes(io_file: &Path) -> Option<u64> {
+    std::fs::read_to_string(io_file)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Bytes each process wrote itself: the sum of its threads' `write_bytes`
+/// (/proc/<pid>/task/<tid>/io). Not /proc/<pid>/io, which also counts the children it reaped:
+/// a shell whose writer was just killed would look like the biggest writer.
 fn process_writes() -> HashMap<i32, u64> {
     let mut out = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -143,16 +153,14 @@ fn process_writes() -> HashMap<i32, u64> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        let Ok(io) = std::fs::read_to_string(e.path().join("io")) else {
+        let Ok(tasks) = std::fs::read_dir(e.path().join("task")) else {
             continue;
         };
-        if let Some(w) = io
-            .lines()
-            .find_map(|l| l.strip_prefix("write_bytes:"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            out.insert(pid, w);
-        }
+        let total: u64 = tasks
+            .flatten()
+            .filter_map(|t| write_bytes(&t.path().join("io")))
+            .sum();
+        out.insert(pid, total);
     }
     out
 }
