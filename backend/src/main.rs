@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Seconds an instance may take to report ready [default: 60].
     #[arg(long)]
     ready_timeout_seconds: Option<u64>,
+    /// Free-playground machines kept started ahead of sessions, so a new one is ready at
+    /// once [default: 0].
+    #[arg(long)]
+    playground_warm_pool: Option<usize>,
     /// Wildcard domain for host-based port previews ({port}-{instance}-{session}.DOMAIN)
     /// [default: none, previews are path-based at /p/…].
     #[arg(long)]
@@ -141,7 +145,7 @@ impl ServeArgs {
             registry_mirror: self.registry_mirror.clone(),
             create_per_minute: self.create_per_minute,
             ready_timeout_seconds: self.ready_timeout_seconds,
-            playground_warm_pool: None,
+            playground_warm_pool: self.playground_warm_pool,
         }
     }
 }

@@ -1491,4 +1491,130 @@ mod real {
         );
         eprintln!("workshop end to end: {:?}", started.elapsed());
     }
+
+    fn warm_names(owned: &str) -> Vec<String> {
+        let (ok, out) = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={owned}"),
+            "--format",
+            "{{.Names}}",
+        ]);
+        assert!(ok, "{out}");
+        let mut v: Vec<String> = out
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn wait_warm(server: &Server, wid: &str, n: u64) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            let (_, d) = api(
+                server,
+                reqwest::Method::GET,
+                &format!("/api/v1/workshops/{wid}"),
+                None,
+            )
+            .await;
+            if d["warm"]["ready"] == n {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "warm pool: {}\n{}",
+                d["warm"],
+                server.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn warm_pools_are_reconciled_after_a_restart() {
+        if !e2e("warm_pools_are_reconciled_after_a_restart") {
+            return;
+        }
+        let _serial = SERIAL.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let env = [("DRYDOCK_ADMIN_TOKEN", ADMIN)];
+        let mut first = Server::start(dir.path(), &env).await;
+        let server_id = std::fs::read_to_string(dir.path().join("server-id"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let owned = format!("drydock.server={server_id}");
+        struct RemoveOwned(String);
+        impl Drop for RemoveOwned {
+            fn drop(&mut self) {
+                crate::common::e2e::remove_labelled(&self.0);
+            }
+        }
+        let _owned = RemoveOwned(owned.clone());
+        let (status, w) = api(
+            &first,
+            reqwest::Method::POST,
+            "/api/v1/workshops",
+            Some(json!({"title": "Restart", "lesson": "whalesay", "seats": 2, "duration_minutes": 10, "warm_pool": 2})),
+        )
+        .await;
+        assert_eq!(status, 201, "{w}");
+        let wid = w["id"].as_str().unwrap().to_owned();
+        let code = w["code"].as_str().unwrap().to_owned();
+        wait_warm(&first, &wid, 2).await;
+        let before = warm_names(&owned);
+        assert_eq!(before.len(), 2, "{before:?}");
+
+        // A crash: the warm instances' secrets are gone with the process.
+        first.kill9();
+        let second = Server::start(dir.path(), &env).await;
+        let refill = wait_warm(&second, &wid, 2).await;
+        let after = warm_names(&owned);
+        assert_eq!(
+            after.len(),
+            2,
+            "only the new warm instances remain: {after:?}"
+        );
+        assert!(
+            after.iter().all(|n| !before.contains(n)),
+            "old {before:?}, now {after:?}"
+        );
+        assert!(
+            second.log_text().contains("removed orphaned resources"),
+            "{}",
+            second.log_text()
+        );
+        eprintln!(
+            "WORKSHOP E2E: after a restart the pool of 2 was refilled in {} ms",
+            refill.as_millis()
+        );
+
+        let t0 = Instant::now();
+        let r = reqwest::Client::new()
+            .post(second.url(&format!("/api/v1/workshops/{code}/join")))
+            .json(&json!({"name": "Ada"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["instances"][0]["state"], "ready", "{v}");
+        eprintln!(
+            "WORKSHOP E2E: join after the restart ready in {} ms",
+            t0.elapsed().as_millis()
+        );
+        let (status, v) = api(
+            &second,
+            reqwest::Method::POST,
+            &format!("/api/v1/workshops/{wid}/end"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(labelled(&owned), (0, 0, 0));
+    }
 }
