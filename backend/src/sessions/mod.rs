@@ -833,6 +833,8 @@ impl Sessions {
         if live.is_ended() {
             return Err(Error::SessionNotFound);
         }
+        // An instructor extending a participant is activity, like the owner's extend.
+        live.activity.input(self.clock.now_ms());
         let (id, new) = {
             let mut r = lock(&live.row);
             r.expires_at = r.expires_at.max(self.clock.now_ms()) + by.as_millis() as i64;
