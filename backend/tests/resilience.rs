@@ -309,3 +309,186 @@ async fn full_disk_refuses_new_sessions_and_keeps_old_ones() {
     server.delete(&id, &token).await;
     assert_eq!(labelled(&format!("drydock.session={id}")), (0, 0, 0));
 }
+
+/// A dockerd of the test's own (own socket, data root and exec root, no bridge and no
+/// iptables rules of its own), so that restarting it stops no one else's containers.
+struct PrivateDockerd {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateDockerd {
+    fn socket(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.path().display())
+    }
+
+    fn start(&mut self) {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("dockerd.log"))
+            .unwrap();
+        let child = Command::new("dockerd")
+            .arg("--data-root")
+            .arg(d.join("root"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("docker.pid"))
+            .args(["-H", &self.socket()])
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("DRYDOCK_E2E is set but dockerd cannot be started");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.docker(&["info", "--format", "{{.ServerVersion}}"]).0 {
+            assert!(
+                Instant::now() < deadline,
+                "private dockerd did not start:\n{}",
+                std::fs::read_to_string(d.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM and wait: like `systemctl stop docker` without live-restore, every container
+    /// of this engine stops.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> (bool, String) {
+        let o = Command::new("docker")
+            .args(["-H", &self.socket()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            for id in self
+                .docker(&["ps", "-aq", "--filter", "label=drydock.managed=true"])
+                .1
+                .split_whitespace()
+            {
+                self.docker(&["rm", "-f", "-v", id]);
+            }
+            self.docker(&["network", "prune", "-f"]);
+            self.docker(&["volume", "prune", "-f"]);
+        }
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn dockerd_restart_is_survived() {
+    if !e2e("dockerd_restart_is_survived") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let mut engine = PrivateDockerd {
+        dir: tempfile::tempdir().unwrap(),
+        child: None,
+    };
+    engine.start();
+    // The instance image, copied into the private engine (~25 s for 560 MB).
+    let copy = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker save {IMAGE} | docker -H {} load",
+            engine.socket()
+        ))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{copy:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket = engine.socket();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("DOCKER_HOST", &socket),
+            ("DRYDOCK_PLAYGROUND_WARM_POOL", "0"),
+        ],
+    )
+    .await;
+    let (id, token) = server.create().await;
+    server.wait_ready(&id, &token, SHORT).await;
+    let mut t = server.terminal(&id, &token).await;
+    t.type_line("echo UP-$((1+1))").await;
+    t.expect("UP-2", SHORT).await;
+    // Something in the nested engine's storage, to find again after the restart.
+    t.type_line("docker volume create kept >/dev/null && echo VOL-$((2+1))")
+        .await;
+    t.expect("VOL-3", Duration::from_secs(30)).await;
+
+    // The engine goes away: the server stays up, /healthz says why, the instance waits.
+    engine.stop();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = reqwest::get(server.url("/healthz")).await.unwrap();
+        let (status, v) = server.get(&id, &token).await;
+        assert_eq!(status, 200, "the server answers while the engine is away");
+        if r.status() == 503
+            && v["instances"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("container engine is unavailable"))
+        {
+            let body: Value = r.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("not reachable"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "outage not reported: {v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // It comes back: the stopped instance is started again and usable; its volume (and so
+    // the nested engine's data) survived.
+    engine.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, v) = server.get(&id, &token).await;
+        if v["instances"][0]["state"] == "ready" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not recovered: {v}\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    let mut t = server.terminal(&id, &token).await;
+    t.type_line("docker volume ls -q | grep -c '^kept$' | sed 's/^/KEPT-/'")
+        .await;
+    t.expect("KEPT-1", Duration::from_secs(30)).await;
+    server.delete(&id, &token).await;
+}
