@@ -201,6 +201,23 @@ async fn per_ip_limit_counts_live_sessions() {
     create_ok(&app, Some(b)).await;
 }
 
+#[test]
+fn behind_a_local_reverse_proxy_the_forwarded_address_counts() {
+    use axum::http::HeaderMap;
+    use drydock::api::client_ip;
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let remote: IpAddr = "198.51.100.9".parse().unwrap();
+    let mut h = HeaderMap::new();
+    assert_eq!(client_ip(lo, &h), lo);
+    h.insert("x-forwarded-for", "10.9.9.9, 203.0.113.5".parse().unwrap());
+    // The proxy appends the address it saw: the last entry (a client can forge the others).
+    assert_eq!(client_ip(lo, &h), "203.0.113.5".parse::<IpAddr>().unwrap());
+    // Only a local proxy is believed.
+    assert_eq!(client_ip(remote, &h), remote);
+    h.insert("x-forwarded-for", "garbage".parse().unwrap());
+    assert_eq!(client_ip(lo, &h), lo);
+}
+
 #[tokio::test]
 async fn nearly_full_host_disk_refuses_new_sessions_with_507() {
     let dir = tempfile::tempdir().unwrap();
