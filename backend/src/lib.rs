@@ -123,10 +123,10 @@ pub async fn run(
     })
     .await?;
     let runtime = if config.netpolicy {
-        let policy = Arc::new(runtime::netpolicy::NetPolicy::new(
-            config.egress,
-            config.registry_mirror_port(),
-        ));
+        let policy = Arc::new(
+            runtime::netpolicy::NetPolicy::new(config.egress, config.registry_mirror_port())
+                .with_egress_mbit(config.egress_mbit),
+        );
         policy
             .install()
             .await

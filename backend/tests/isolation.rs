@@ -558,3 +558,86 @@ async fn disk_quota_stops_the_writer_and_pauses_containers() {
     assert_healthy(&server).await;
     server.delete(&id, &token).await;
 }
+
+#[tokio::test]
+async fn outbound_bandwidth_is_limited_per_instance() {
+    if !e2e("outbound_bandwidth_is_limited_per_instance") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("DRYDOCK_EGRESS_MBIT", "8")]).await;
+    let (id, token) = server.create().await;
+    let _cleanup = Cleanup(vec![id.clone()]);
+    server.wait_ready(&id, &token, SHORT).await;
+    let r = reqwest::Client::new()
+        .post(server.url(&format!("/api/v1/sessions/{id}/instances")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let deadline = Instant::now() + SHORT;
+    while server.get(&id, &token).await.1["instances"][1]["state"] != "ready" {
+        assert!(Instant::now() < deadline, "node2 not ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A token bucket on each instance's eth0.
+    for node in ["node1", "node2"] {
+        let (ok, pid) = docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Pid}}",
+            &format!("drydock-{id}-{node}"),
+        ]);
+        assert!(ok, "{pid}");
+        let out = Command::new("nsenter")
+            .args(["-t", pid.trim(), "-n", "tc", "qdisc", "show", "dev", "eth0"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("tbf") && text.contains("rate 8Mbit"),
+            "{node}: {text}"
+        );
+    }
+
+    // node2 serves 3 MB; node1 downloads it: what node2 sends is limited to ~1 MB/s.
+    let url = format!(
+        "ws://127.0.0.1:{}/api/v1/sessions/{id}/instances/node2/terminals/main?token={token}",
+        server.port
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut t2 = Term {
+        ws,
+        screen: String::new(),
+        replay_done: false,
+    };
+    t2.type_line(
+        "head -c 3000000 /dev/zero > /tmp/blob && cd /tmp && python3 -m http.server 8000 \
+         >/dev/null 2>&1 & sleep 1; echo SERVING-$((1+1))",
+    )
+    .await;
+    t2.expect("SERVING-2", SHORT).await;
+    let mut t = server.terminal(&id, &token).await;
+    let mut n = 0;
+    let out = run(
+        &mut t,
+        &mut n,
+        "curl -s -m 20 -o /dev/null -w 'SPEED=%{speed_download}\\n' http://node2:8000/blob",
+        Duration::from_secs(40),
+    )
+    .await;
+    let speed: f64 = out
+        .split("SPEED=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no speed: {out}"));
+    eprintln!(
+        "node2 → node1 at {:.0} bytes/s with an 8 Mbit/s limit",
+        speed
+    );
+    assert!(speed > 0.0 && speed < 2_000_000.0, "speed {speed} B/s");
+    server.delete(&id, &token).await;
+}

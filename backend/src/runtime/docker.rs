@@ -316,6 +316,25 @@ impl DockerRuntime {
         Ok(owned)
     }
 
+    /// Applies the network policy's bandwidth limit to a started container.
+    async fn limit_bandwidth(
+        &self,
+        session: &str,
+        c: &bollard::models::ContainerInspectResponse,
+    ) -> Result<(), RuntimeError> {
+        let Some(np) = &self.netpolicy else {
+            return Ok(());
+        };
+        let pid = c.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
+        np.limit_instance(pid)
+            .await
+            .map(|_| ())
+            .map_err(|e| RuntimeError::Engine {
+                op: format!("limiting the bandwidth of a container of session {session}"),
+                message: e.to_string(),
+            })
+    }
+
     fn owned_from_inspect(
         &self,
         session: &str,
@@ -575,6 +594,7 @@ impl Runtime for DockerRuntime {
             .await
             .map_err(engine(format!("inspect container {cname}")))?;
         let owned = self.owned_from_inspect(session, node, &c);
+        self.limit_bandwidth(session, &c).await?;
         let agent_addr = owned.agent_addr.ok_or_else(|| RuntimeError::Engine {
             op: format!("start container {cname}"),
             message: format!("it has no IP address on network {net}"),
@@ -648,6 +668,14 @@ impl Runtime for DockerRuntime {
                     // 304: already started.
                     Err(e) if is_status(&e, 304) => {}
                     Err(e) => return Err(engine(format!("start container {cname}"))(e)),
+                }
+                // A new start is a new veth: limit it again.
+                if let Ok(c) = self
+                    .docker
+                    .inspect_container(&cname, None::<InspectContainerOptions>)
+                    .await
+                {
+                    self.limit_bandwidth(session, &c).await?;
                 }
                 self.inspect(session, name).await
             }

@@ -168,6 +168,8 @@ fn all_session_rules(session: &str) -> Vec<Rule> {
 pub struct NetPolicy {
     egress: Egress,
     mirror_port: u16,
+    /// Outbound bandwidth of each instance in Mbit/s; 0: unlimited.
+    egress_mbit: u64,
     iptables: String,
     lock: Mutex<()>,
 }
@@ -177,8 +179,52 @@ impl NetPolicy {
         NetPolicy {
             egress,
             mirror_port,
+            egress_mbit: 0,
             iptables: std::env::var("DRYDOCK_IPTABLES").unwrap_or_else(|_| "iptables".into()),
             lock: Mutex::new(()),
+        }
+    }
+
+    /// Limits what each instance sends to `mbit` Mbit/s (0: no limit).
+    pub fn with_egress_mbit(mut self, mbit: u64) -> NetPolicy {
+        self.egress_mbit = mbit;
+        self
+    }
+
+    /// Shapes what the instance whose init is `pid` sends to the configured rate: a token
+    /// bucket (tbf) on the egress of its `eth0`, set from the host in the instance's network
+    /// namespace. (Policing the host side of the veth would be out of the instance's reach,
+    /// but needs the kernel's tc action modules, which hosts like the dev VM lack; the
+    /// instance has NET_ADMIN in its own namespace and could remove the qdisc, so this is a
+    /// guardrail against accidents, see docs/security.md.) Must run again each time the
+    /// container starts. `Ok(false)` when no limit is configured.
+    pub async fn limit_instance(&self, pid: i64) -> Result<bool, NetPolicyError> {
+        if self.egress_mbit == 0 || pid <= 0 {
+            return Ok(false);
+        }
+        let rate = format!("{}mbit", self.egress_mbit);
+        let burst = format!("{}k", (self.egress_mbit * 4).max(32));
+        let pid = pid.to_string();
+        let args = [
+            "-t", &pid, "-n", "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate",
+            &rate, "burst", &burst, "latency", "100ms",
+        ];
+        let out = tokio::process::Command::new("nsenter")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| NetPolicyError {
+                args: format!("nsenter {}", args.join(" ")),
+                message: e.to_string(),
+            })?;
+        if out.status.success() {
+            Ok(true)
+        } else {
+            Err(NetPolicyError {
+                args: format!("nsenter {}", args.join(" ")),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
         }
     }
 
