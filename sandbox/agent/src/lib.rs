@@ -60,6 +60,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         disk,
     });
 
+    // Keystrokes and their echoes are tiny writes: without TCP_NODELAY, Nagle holds them
+    // back behind unacknowledged output for tens of milliseconds.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("setting TCP_NODELAY on a connection failed: {e}");
+        }
+    });
     let serve = axum::serve(listener, app);
     tokio::select! {
         r = serve => r.map_err(|e| anyhow::anyhow!("the HTTP server failed: {e}"))?,
