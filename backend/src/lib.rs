@@ -191,6 +191,12 @@ pub async fn run(
         }
         token.cancel();
     };
+    // Terminal frames are small and latency-bound: no Nagle on browser connections.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("setting TCP_NODELAY on a connection failed: {e}");
+        }
+    });
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
