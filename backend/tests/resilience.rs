@@ -310,8 +310,8 @@ async fn full_disk_refuses_new_sessions_and_keeps_old_ones() {
     assert_eq!(labelled(&format!("drydock.session={id}")), (0, 0, 0));
 }
 
-/// A dockerd of the test's own (own socket, data root and exec root, no bridge and no
-/// iptables rules of its own), so that restarting it stops no one else's containers.
+/// A dockerd of the test's own (own socket, data root and exec root, its own default bridge
+/// and no iptables rules of its own), so that restarting it stops no one else's containers.
 struct PrivateDockerd {
     dir: tempfile::TempDir,
     child: Option<std::process::Child>,
@@ -322,7 +322,18 @@ impl PrivateDockerd {
         format!("unix://{}/docker.sock", self.dir.path().display())
     }
 
+    /// The private engine's default bridge. Not `--bridge none`: a dockerd started with it
+    /// deletes the host's `docker0`, breaking the host engine's default network.
+    const BRIDGE: &'static str = "ddtest0";
+
+    fn ip(args: &[&str]) {
+        let _ = Command::new("ip").args(args).stderr(Stdio::null()).status();
+    }
+
     fn start(&mut self) {
+        Self::ip(&["link", "add", Self::BRIDGE, "type", "bridge"]);
+        Self::ip(&["addr", "replace", "10.213.77.1/24", "dev", Self::BRIDGE]);
+        Self::ip(&["link", "set", Self::BRIDGE, "up"]);
         let d = self.dir.path();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -337,7 +348,12 @@ impl PrivateDockerd {
             .arg("--pidfile")
             .arg(d.join("docker.pid"))
             .args(["-H", &self.socket()])
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args([
+                "--bridge",
+                Self::BRIDGE,
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -398,6 +414,7 @@ impl Drop for PrivateDockerd {
             self.docker(&["volume", "prune", "-f"]);
         }
         self.stop();
+        Self::ip(&["link", "del", Self::BRIDGE]);
     }
 }
 
