@@ -93,12 +93,13 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        Ok(ClientIp(client_ip(peer, &parts.headers)))
+        Ok(ClientIp(peer))
     }
 }
 
-/// The client's address: the connection's, or, when the connection comes from a reverse
-/// proxy on this host (loopback), the last `X-Forwarded-For` entry it added.
+/// The client's address for admission limits: the connection's (`peer`, what [`ClientIp`]
+/// holds), or, when the connection comes from a reverse proxy on this host (loopback), the
+/// last `X-Forwarded-For` entry it added.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     if !peer.is_loopback() {
         return peer;
@@ -206,7 +207,7 @@ fn offered_invite(headers: &HeaderMap, body: &Bytes) -> Option<String> {
 
 async fn create_session(
     State(st): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ClientIp(peer): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Error> {
@@ -214,6 +215,7 @@ async fn create_session(
         st.sessions.config().invite_token.as_deref(),
         offered_invite(&headers, &body).as_deref(),
     )?;
+    let ip = client_ip(peer, &headers);
     let req: CreateRequest = parse_json(&body, r#"{"template":"docker"}"#)?;
     crate::sessions::validate(&req)?;
     crate::lessons::http::validate_create(&st, &req)?;
