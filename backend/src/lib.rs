@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod lessons;
 pub mod metrics;
+pub mod ops;
 pub mod proxy;
 pub mod relay;
 pub mod runtime;

@@ -28,6 +28,22 @@ enum Command {
         #[command(subcommand)]
         command: LessonsCommand,
     },
+    /// Online, consistent copy of the store (safe while the server runs), checked with PRAGMA
+    /// integrity_check, mode 0600; <data dir>/server-id is copied to DEST.server-id.
+    Backup {
+        /// TOML config file [default: <data dir>/drydock.toml if present].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to write the copy (through DEST.tmp).
+        dest: PathBuf,
+    },
+    /// Read-only check of this host (config, data dir, Docker, images, registry, cgroups,
+    /// capabilities, disk, clock); one line per check, exits 1 on any FAIL.
+    Doctor {
+        /// TOML config file [default: <data dir>/drydock.toml if present].
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,28 +167,10 @@ impl ServeArgs {
 }
 
 fn load_config(args: &ServeArgs) -> anyhow::Result<Config> {
-    let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let flags = args.settings();
-    let data_dir = flags
-        .data_dir
-        .clone()
-        .or(env.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("./data"));
-    let file = match &args.config {
-        Some(p) => Settings::from_toml_file(p)?,
-        None => {
-            let p = data_dir.join("drydock.toml");
-            if p.exists() {
-                Settings::from_toml_file(&p)?
-            } else {
-                Settings::default()
-            }
-        }
-    };
-    let mut s = file;
-    s.overlay(&env);
-    s.overlay(&flags);
-    Ok(Config::resolve(s)?)
+    Ok(drydock::ops::load_config(
+        args.config.as_deref(),
+        &args.settings(),
+    )?)
 }
 
 async fn shutdown_signal() {
@@ -219,6 +217,22 @@ async fn main() -> anyhow::Result<()> {
                 &mut std::io::stderr(),
             );
             if !ok {
+                std::process::exit(1);
+            }
+        }
+        Command::Backup { config, dest } => {
+            let config = drydock::ops::load_config(config.as_deref(), &Settings::default())
+                .context("loading the configuration")?;
+            let written = drydock::ops::backup::run(&config.data_dir, &dest)
+                .await
+                .with_context(|| format!("backing up the store to {}", dest.display()))?;
+            println!("{}", written.db.display());
+            if let Some(id) = written.server_id {
+                println!("{}", id.display());
+            }
+        }
+        Command::Doctor { config } => {
+            if !drydock::ops::doctor::run(config.as_deref(), &mut std::io::stdout()).await {
                 std::process::exit(1);
             }
         }
