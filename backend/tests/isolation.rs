@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::e2e::*;
@@ -19,30 +19,7 @@ use common::e2e::*;
 /// The server on `0.0.0.0:<port>` (so that the host-port probe has something to refuse),
 /// with `env`.
 async fn start_public(dir: &Path, env: &[(&str, &str)]) -> Server {
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = dir.join(format!("server-{port}.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drydock"));
-    cmd.args(["serve", "--listen", &format!("0.0.0.0:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("DRYDOCK_CREATE_PER_MINUTE", "1000")
-        .env("RUST_LOG", "info,drydock=debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("start drydock");
-    let s = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        port,
-        log,
-    };
+    let s = Server::spawn(dir, "0.0.0.0", env);
     wait_healthy(&s, Duration::from_secs(20)).await;
     s
 }

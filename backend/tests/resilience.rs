@@ -199,29 +199,7 @@ async fn engine_outage_is_reported_and_instances_recover() {
 
 /// Starts the server without insisting on a healthy /healthz.
 async fn start_any(dir: &Path, env: &[(&str, &str)]) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = dir.join(format!("server-{port}.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drydock"));
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("DRYDOCK_CREATE_PER_MINUTE", "1000")
-        .env("RUST_LOG", "info,drydock=debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let s = Server {
-        child: cmd.spawn().expect("start drydock"),
-        base: format!("http://127.0.0.1:{port}"),
-        port,
-        log,
-    };
+    let s = Server::spawn(dir, "127.0.0.1", env);
     let deadline = Instant::now() + Duration::from_secs(20);
     while reqwest::get(s.url("/healthz")).await.is_err() {
         assert!(Instant::now() < deadline, "no answer:\n{}", s.log_text());

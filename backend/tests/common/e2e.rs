@@ -107,15 +107,17 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    /// Spawns `drydock serve` on `bind:<free port>` with `dir` as its data dir and `env`,
+    /// without waiting for it; `base` is always the loopback address of that port.
+    pub fn spawn(dir: &Path, bind: &str, env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind(format!("{bind}:0"))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let log = dir.join(format!("server-{port}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_drydock"));
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        cmd.args(["serve", "--listen", &format!("{bind}:{port}")])
             .arg("--data-dir")
             .arg(dir)
             .env("DRYDOCK_CREATE_PER_MINUTE", "1000")
@@ -125,13 +127,17 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start drydock");
-        let mut s = Server {
-            child,
+        Server {
+            child: cmd.spawn().expect("start drydock"),
             base: format!("http://127.0.0.1:{port}"),
             port,
             log,
-        };
+        }
+    }
+
+    /// Spawns the server on loopback and waits until `/healthz` answers 200.
+    pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut s = Server::spawn(dir, "127.0.0.1", env);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = s.child.try_wait().unwrap() {
