@@ -1,12 +1,16 @@
 //! The terminal relay: passes binary frames unchanged between a browser WebSocket and the
 //! agent's terminal WebSocket (so the agent's flow control works end to end), counts bytes,
-//! and closes the browser socket with a reason when the session or instance ends.
+//! and closes the browser socket with a reason when the session or instance ends. Output the
+//! agent has already sent is forwarded in batches with one flush each.
 //!
 //! [`relay`] is generic over `Sink`/`Stream` halves so tests can drive it with channels.
 
+use std::pin::Pin;
+
 use axum::extract::ws::{CloseFrame as BrowserClose, Message as BrowserMsg};
 use drydock_protocol::frame::MAX_FRAME_LEN;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::stream::Peekable;
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame as AgentClose;
@@ -63,6 +67,41 @@ fn agent_close(code: CloseCode, reason: &str) -> AgentMsg {
     }))
 }
 
+/// Most agent messages forwarded to the browser before one flush.
+const FORWARD_BATCH: usize = 16;
+
+/// Forwards one output message and every further binary message the agent has already sent
+/// (up to [`FORWARD_BATCH`]), then flushes once: one write to the browser per batch instead
+/// of one per frame. Anything else the agent sent stays queued for the main loop.
+async fn forward_output<BW, AR>(
+    first: bytes::Bytes,
+    agent_rx: &mut Peekable<AR>,
+    browser_tx: &mut BW,
+    metrics: &Metrics,
+) -> Result<(), BW::Error>
+where
+    BW: Sink<BrowserMsg> + Unpin,
+    AR: Stream<Item = Result<AgentMsg, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    Metrics::add(&metrics.bytes_to_browser, first.len() as u64);
+    browser_tx.feed(BrowserMsg::Binary(first)).await?;
+    for _ in 1..FORWARD_BATCH {
+        let ready_binary = matches!(
+            Pin::new(&mut *agent_rx).peek().now_or_never(),
+            Some(Some(Ok(AgentMsg::Binary(_))))
+        );
+        if !ready_binary {
+            break;
+        }
+        let Some(Some(Ok(AgentMsg::Binary(b)))) = agent_rx.next().now_or_never() else {
+            break;
+        };
+        Metrics::add(&metrics.bytes_to_browser, b.len() as u64);
+        browser_tx.feed(BrowserMsg::Binary(b)).await?;
+    }
+    browser_tx.flush().await
+}
+
 /// Relays until either side closes, the session/instance ends (`ended` turns `Some(reason)`)
 /// or `shutdown` fires. Both sockets get a close frame on the way out.
 #[allow(clippy::too_many_arguments)]
@@ -70,7 +109,7 @@ pub async fn relay<BW, BR, AW, AR>(
     mut browser_tx: BW,
     mut browser_rx: BR,
     mut agent_tx: AW,
-    mut agent_rx: AR,
+    agent_rx: AR,
     mut ended: watch::Receiver<Option<String>>,
     shutdown: CancellationToken,
     metrics: &Metrics,
@@ -81,6 +120,7 @@ where
     AW: Sink<AgentMsg> + Unpin,
     AR: Stream<Item = Result<AgentMsg, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
+    let mut agent_rx = agent_rx.peekable();
     let end = loop {
         tokio::select! {
             biased;
@@ -122,8 +162,7 @@ where
             },
             msg = agent_rx.next() => match msg {
                 Some(Ok(AgentMsg::Binary(b))) => {
-                    Metrics::add(&metrics.bytes_to_browser, b.len() as u64);
-                    if browser_tx.send(BrowserMsg::Binary(b)).await.is_err() {
+                    if forward_output(b, &mut agent_rx, &mut browser_tx, metrics).await.is_err() {
                         let _ = agent_tx.send(agent_close(CloseCode::Normal, "browser left")).await;
                         break RelayEnd::BrowserClosed;
                     }

@@ -146,3 +146,88 @@ async fn agent_close_and_text_frames_end_the_relay() {
     assert!(matches!(h.browser_got.recv().await, Some(B::Close(Some(f))) if f.code == 1011));
     assert!(matches!(h.task.await.unwrap(), RelayEnd::AgentLost(_)));
 }
+
+/// A browser sink that records every message and every flush (as `None`).
+struct Recording(Arc<std::sync::Mutex<Vec<Option<B>>>>);
+
+impl Sink<B> for Recording {
+    type Error = ();
+    fn poll_ready(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn start_send(self: std::pin::Pin<&mut Self>, m: B) -> Result<(), ()> {
+        self.0.lock().unwrap().push(Some(m));
+        Ok(())
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ()>> {
+        let mut log = self.0.lock().unwrap();
+        if matches!(log.last(), Some(Some(_))) {
+            log.push(None);
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ()>> {
+        self.poll_flush(cx)
+    }
+}
+
+#[tokio::test]
+async fn output_the_agent_already_sent_is_forwarded_in_batches_in_order() {
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (_btx_in, brx_in) = mpsc::unbounded_channel::<B>();
+    let (atx_in, arx_in) = mpsc::unbounded_channel::<A>();
+    let (atx_out, _arx_out) = mpsc::unbounded_channel::<A>();
+    let (_ended, ended_rx) = watch::channel(None);
+    let metrics = Metrics::default();
+    // 40 output frames and a close are waiting before the relay starts.
+    for i in 0..40u8 {
+        let f = ServerFrame::Output(Bytes::from(vec![i; 100])).encode();
+        atx_in.send(A::Binary(f)).unwrap();
+    }
+    atx_in.send(A::Close(None)).unwrap();
+    let end = relay(
+        Recording(log.clone()),
+        stream::<_, axum::Error>(brx_in),
+        sink(atx_out),
+        stream::<_, tokio_tungstenite::tungstenite::Error>(arx_in),
+        ended_rx,
+        CancellationToken::new(),
+        &metrics,
+    )
+    .await;
+    assert_eq!(end, RelayEnd::AgentClosed);
+    let log = log.lock().unwrap();
+    let outputs: Vec<u8> = log
+        .iter()
+        .flatten()
+        .filter_map(|m| match m {
+            B::Binary(b) => match ServerFrame::decode(b).unwrap() {
+                ServerFrame::Output(d) => Some(d[0]),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outputs,
+        (0..40).collect::<Vec<u8>>(),
+        "every frame, in order"
+    );
+    assert!(
+        matches!(log.iter().flatten().last(), Some(B::Close(_))),
+        "the agent's close comes last"
+    );
+    let flushes = log.iter().filter(|m| m.is_none()).count();
+    // 16 frames per flush: 3 batches of output, and the close.
+    assert!(flushes <= 4, "{flushes} flushes for 40 frames");
+    assert_eq!(metrics.bytes_to_browser.load(Ordering::Relaxed), 40 * 101);
+}

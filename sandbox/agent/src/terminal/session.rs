@@ -3,7 +3,8 @@
 //! A blocking reader thread per terminal reads up to 64 KiB at a time, appends to the
 //! scrollback and queues the bytes to every client, counting them as unacknowledged. It
 //! stops reading while any client has more than [`HIGH_WATER`] unacknowledged bytes and is
-//! woken (condvar) by acks and detaches. Input goes through a bounded channel to a writer
+//! woken (condvar) by an ack that brings a client back under it, and by detaches. The
+//! client's WebSocket writer merges queued chunks into larger frames (`ws.rs`). Input goes through a bounded channel to a writer
 //! thread, so large pastes arrive whole and in order and a slow shell pushes back on clients.
 //! Attaching snapshots the scrollback and registers the client under the same lock as the
 //! reader's append, so a client sees every byte exactly once.
@@ -317,10 +318,17 @@ impl Terminal {
     }
 
     fn ack(&self, id: u64, n: u32) {
-        if let Some(c) = self.lock().clients.get_mut(&id) {
-            c.unacked = c.unacked.saturating_sub(u64::from(n));
+        let mut st = self.lock();
+        let Some(c) = st.clients.get_mut(&id) else {
+            return;
+        };
+        let was_over = c.unacked > HIGH_WATER;
+        c.unacked = c.unacked.saturating_sub(u64::from(n));
+        // Only a client coming back under the mark can unpause the reader.
+        if was_over && c.unacked <= HIGH_WATER {
+            drop(st);
+            self.wake.notify_all();
         }
-        self.wake.notify_all();
     }
 
     /// Resizes the PTY and tells every client the new size.

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use drydock_protocol::frame::{ClientFrame, FrameError, MAX_FRAME_LEN};
+use bytes::{BufMut, BytesMut};
+use drydock_protocol::frame::{server_op, ClientFrame, FrameError, ServerFrame, MAX_FRAME_LEN};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-use super::session::{ClientHandle, Outgoing};
+use super::session::{ClientHandle, Outgoing, CHUNK};
 
 /// Hard cap configured on the WebSocket itself. Messages between [`MAX_FRAME_LEN`] and this
 /// are read whole and answered with a clean 1009 close; past it the connection is cut.
@@ -30,6 +31,62 @@ fn reason(text: &str) -> String {
     text[..end].to_string()
 }
 
+/// Most output bytes merged into one Output frame.
+pub const MERGE_LIMIT: usize = CHUNK;
+/// Most bytes one batch takes from the queue before it is flushed.
+const BATCH_BYTES: usize = 4 * CHUNK;
+
+/// Turns `first` and whatever else is already queued into the messages of one batch:
+/// consecutive Output chunks become one frame of at most [`MERGE_LIMIT`] payload bytes (a PTY
+/// hands out ~4 KiB per read, so under load this sends ~16× fewer frames), other frames and a
+/// close keep their order. Stops after a close or about [`BATCH_BYTES`] bytes.
+pub fn collect_batch(
+    first: Outgoing,
+    queue: &mut mpsc::UnboundedReceiver<Outgoing>,
+    batch: &mut Vec<Message>,
+) {
+    let mut output = BytesMut::new();
+    let flush_output = |output: &mut BytesMut, batch: &mut Vec<Message>| {
+        if output.len() > 1 {
+            batch.push(Message::Binary(output.split().freeze()));
+        }
+        output.clear();
+    };
+    let mut taken = 0usize;
+    let mut next = Some(first);
+    while let Some(out) = next.take() {
+        match out {
+            Outgoing::Frame(ServerFrame::Output(data)) => {
+                taken += data.len();
+                if output.len() > 1 && output.len() - 1 + data.len() > MERGE_LIMIT {
+                    flush_output(&mut output, batch);
+                }
+                if output.is_empty() {
+                    output.reserve(1 + data.len().max(MERGE_LIMIT.min(4 * data.len())));
+                    output.put_u8(server_op::OUTPUT);
+                }
+                output.put_slice(&data);
+            }
+            Outgoing::Frame(f) => {
+                flush_output(&mut output, batch);
+                batch.push(Message::Binary(f.encode()));
+            }
+            Outgoing::Close(code, why) => {
+                flush_output(&mut output, batch);
+                batch.push(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason(&why).into(),
+                })));
+                return;
+            }
+        }
+        if taken < BATCH_BYTES {
+            next = queue.try_recv().ok();
+        }
+    }
+    flush_output(&mut output, batch);
+}
+
 /// Serves one attached client until either side closes.
 pub async fn serve(socket: WebSocket, mut handle: ClientHandle) {
     let Some(mut queue) = handle.take_receiver() else {
@@ -38,21 +95,21 @@ pub async fn serve(socket: WebSocket, mut handle: ClientHandle) {
     let (mut sink, mut stream) = socket.split();
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
-        while let Some(out) = queue.recv().await {
-            match out {
-                Outgoing::Frame(f) => {
-                    if sink.send(Message::Binary(f.encode())).await.is_err() {
-                        break;
-                    }
+        let mut batch = Vec::new();
+        'send: while let Some(first) = queue.recv().await {
+            collect_batch(first, &mut queue, &mut batch);
+            for msg in batch.drain(..) {
+                let last = matches!(msg, Message::Close(_));
+                if sink.feed(msg).await.is_err() {
+                    break 'send;
                 }
-                Outgoing::Close(code, why) => {
-                    let frame = CloseFrame {
-                        code,
-                        reason: reason(&why).into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
+                if last {
+                    let _ = sink.flush().await;
+                    break 'send;
                 }
+            }
+            if sink.flush().await.is_err() {
+                break;
             }
         }
         let _ = closed_tx.send(());
@@ -139,5 +196,93 @@ pub async fn serve(socket: WebSocket, mut handle: ClientHandle) {
         .is_err()
     {
         writer.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn output(n: usize, byte: u8) -> Outgoing {
+        Outgoing::Frame(ServerFrame::Output(Bytes::from(vec![byte; n])))
+    }
+
+    fn decode(batch: &[Message]) -> Vec<ServerFrame> {
+        batch
+            .iter()
+            .filter_map(|m| match m {
+                Message::Binary(b) => Some(ServerFrame::decode(b).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn queued_output_is_merged_up_to_the_limit_in_order() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // 40 PTY-sized chunks (160 KiB), a size change, then more output.
+        for i in 0..40u8 {
+            tx.send(output(4096, i)).unwrap();
+        }
+        tx.send(Outgoing::Frame(ServerFrame::Size { cols: 90, rows: 30 }))
+            .unwrap();
+        tx.send(output(10, 0xee)).unwrap();
+        let first = rx.recv().await.unwrap();
+        let mut batch = Vec::new();
+        collect_batch(first, &mut rx, &mut batch);
+        let frames = decode(&batch);
+        let sizes: Vec<usize> = frames
+            .iter()
+            .map(|f| match f {
+                ServerFrame::Output(d) => d.len(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(sizes, vec![65536, 65536, 32768, 0, 10]);
+        // Bytes keep their order across the merged frames.
+        let mut all = Vec::new();
+        for f in &frames[..3] {
+            let ServerFrame::Output(d) = f else { panic!() };
+            all.extend_from_slice(d);
+        }
+        for (i, chunk) in all.chunks(4096).enumerate() {
+            assert!(chunk.iter().all(|b| *b == i as u8), "chunk {i}");
+        }
+        assert_eq!(frames[3], ServerFrame::Size { cols: 90, rows: 30 });
+        assert!(rx.try_recv().is_err(), "everything queued was taken");
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_at_a_close_and_at_its_byte_budget() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tx.send(output(5, b'a')).unwrap();
+        tx.send(Outgoing::Close(CLOSE_NORMAL, "shell exited".into()))
+            .unwrap();
+        tx.send(output(5, b'b')).unwrap();
+        let mut batch = Vec::new();
+        collect_batch(rx.recv().await.unwrap(), &mut rx, &mut batch);
+        assert_eq!(batch.len(), 2);
+        assert!(matches!(&batch[1], Message::Close(Some(c)) if c.code == CLOSE_NORMAL));
+        assert!(rx.try_recv().is_ok(), "what follows the close stays queued");
+
+        // A single small chunk goes out alone, unchanged.
+        tx.send(output(1, b'x')).unwrap();
+        batch.clear();
+        collect_batch(rx.recv().await.unwrap(), &mut rx, &mut batch);
+        assert_eq!(
+            decode(&batch),
+            vec![ServerFrame::Output(Bytes::from_static(b"x"))]
+        );
+
+        // Past the budget, the rest waits for the next batch.
+        for _ in 0..100 {
+            tx.send(output(CHUNK, b'z')).unwrap();
+        }
+        batch.clear();
+        collect_batch(rx.recv().await.unwrap(), &mut rx, &mut batch);
+        let taken: usize = batch.iter().map(|m| m.clone().into_data().len() - 1).sum();
+        assert_eq!(taken, BATCH_BYTES);
+        assert!(rx.try_recv().is_ok());
     }
 }
