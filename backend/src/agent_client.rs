@@ -106,6 +106,13 @@ impl AgentClient {
         self.get_json(t, "/v1/health", Duration::from_secs(3)).await
     }
 
+    /// Health, after the agent waited up to `wait` for its engines to be ready (it answers
+    /// as soon as they are; an agent without the long poll answers at once).
+    pub async fn health_wait(&self, t: &AgentTarget, wait: Duration) -> Result<Health, AgentError> {
+        let path = format!("/v1/health?wait_ms={}", wait.as_millis().min(10_000));
+        self.get_json(t, &path, wait + Duration::from_secs(3)).await
+    }
+
     pub async fn ports(&self, t: &AgentTarget) -> Result<Vec<ListeningPort>, AgentError> {
         self.get_json(t, "/v1/ports", Duration::from_secs(5)).await
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::runtime::subnets::SubnetPool;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -158,6 +160,15 @@ pub struct Settings {
     /// Wildcard domain for host-based port previews: `{port}-{instance}-{session}.<domain>`
     /// (optionally with `:port`). Unset: previews are path-based only (`/p/…`).
     pub preview_domain: Option<String>,
+    /// IPv4 range session networks get their subnets from (`"docker"`: Docker's default
+    /// address pools, which hold only ~30 networks).
+    pub network_pool: Option<String>,
+    /// Prefix length of each session network's subnet (28: 13 addresses for instances).
+    pub network_prefix: Option<u8>,
+    /// Start an instance's dockerd only when the learner first uses docker (the agent holds
+    /// its socket): idle instances cost less and are ready sooner; the first docker command
+    /// waits for dockerd's start instead.
+    pub dockerd_on_demand: Option<bool>,
 }
 
 macro_rules! merge_fields {
@@ -177,7 +188,7 @@ impl Settings {
             ready_timeout_seconds);
         merge_fields!(self, other; lessons_dir);
         merge_fields!(self, other; playground_warm_pool);
-        merge_fields!(self, other; preview_domain);
+        merge_fields!(self, other; preview_domain, network_pool, network_prefix, dockerd_on_demand);
     }
 
     pub fn from_toml_file(path: &Path) -> Result<Settings, ConfigError> {
@@ -253,6 +264,9 @@ impl Settings {
             lessons_dir: parse(&get, "DRYDOCK_LESSONS_DIR")?,
             playground_warm_pool: parse(&get, "DRYDOCK_PLAYGROUND_WARM_POOL")?,
             preview_domain: parse(&get, "DRYDOCK_PREVIEW_DOMAIN")?,
+            network_pool: parse(&get, "DRYDOCK_NETWORK_POOL")?,
+            network_prefix: parse(&get, "DRYDOCK_NETWORK_PREFIX")?,
+            dockerd_on_demand: parse(&get, "DRYDOCK_DOCKERD_ON_DEMAND")?,
         })
     }
 }
@@ -307,6 +321,22 @@ pub struct Config {
     pub playground_warm_pool: usize,
     /// Host-based previews' domain, normalised (lower case, no `*.`), maybe with `:port`.
     pub preview_domain: Option<String>,
+    /// Where session networks get their subnets; `None`: Docker's default address pools.
+    pub network_pool: Option<SubnetPool>,
+    /// Instances start dockerd at the first connection to its socket.
+    pub dockerd_on_demand: bool,
+}
+
+/// The default `network_pool` and `network_prefix`.
+pub const DEFAULT_NETWORK_POOL: &str = "10.200.0.0/16";
+pub const DEFAULT_NETWORK_PREFIX: u8 = 28;
+
+/// `10.200.0.0/16` in /28s: 4096 session networks.
+pub fn default_network_pool() -> SubnetPool {
+    let range = DEFAULT_NETWORK_POOL
+        .parse()
+        .expect("the default pool parses");
+    SubnetPool::new(range, DEFAULT_NETWORK_PREFIX, 5).expect("the default pool fits")
 }
 
 impl Config {
@@ -376,6 +406,21 @@ impl Config {
                 ))
             })?),
         };
+        let network_pool = match s.network_pool.as_deref().map(str::trim) {
+            Some("docker") => None,
+            pool => {
+                let range = pool
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or(DEFAULT_NETWORK_POOL)
+                    .parse()
+                    .map_err(|e| ConfigError::Invalid(format!("network_pool: {e}")))?;
+                let prefix = s.network_prefix.unwrap_or(DEFAULT_NETWORK_PREFIX);
+                Some(
+                    SubnetPool::new(range, prefix, max_instances_per_session)
+                        .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+                )
+            }
+        };
         Ok(Config {
             listen,
             data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("./data")),
@@ -417,6 +462,8 @@ impl Config {
             lessons_dir: s.lessons_dir,
             playground_warm_pool: s.playground_warm_pool.unwrap_or(0),
             preview_domain,
+            network_pool,
+            dockerd_on_demand: s.dockerd_on_demand.unwrap_or(false),
         })
     }
 
@@ -534,6 +581,31 @@ mod tests {
             let e = resolve(bad).unwrap_err().to_string();
             assert!(e.contains("preview_domain"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn network_pool_defaults_parses_and_can_be_dockers() {
+        let resolve = |pool: Option<&str>, prefix: Option<u8>| {
+            Config::resolve(Settings {
+                network_pool: pool.map(Into::into),
+                network_prefix: prefix,
+                ..Default::default()
+            })
+        };
+        let c = resolve(None, None).unwrap();
+        let pool = c.network_pool.unwrap();
+        assert_eq!(pool.range.to_string(), "10.200.0.0/16");
+        assert_eq!((pool.prefix, pool.capacity()), (28, 4096));
+        let c = resolve(Some("10.99.0.0/20"), Some(27)).unwrap();
+        assert_eq!(c.network_pool.unwrap().capacity(), 128);
+        assert!(resolve(Some("docker"), None)
+            .unwrap()
+            .network_pool
+            .is_none());
+        let e = resolve(Some("10.99.0.0"), None).unwrap_err().to_string();
+        assert!(e.contains("network_pool") && e.contains("10.99.0.0"), "{e}");
+        let e = resolve(None, Some(8)).unwrap_err().to_string();
+        assert!(e.contains("network_prefix /8"), "{e}");
     }
 
     #[test]

@@ -56,7 +56,9 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Full { .. } | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Full { .. }
+            | Error::Unavailable(_)
+            | Error::Runtime(RuntimeError::Exhausted(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Agent(_) => StatusCode::BAD_GATEWAY,

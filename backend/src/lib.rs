@@ -109,19 +109,9 @@ pub async fn run(
             source,
         })?;
     tracing::info!(server_id = %server_id, "owner id of this server's containers");
-    let runtime = DockerRuntime::connect(runtime::docker::DockerSettings {
-        image: config.instance_image.clone(),
-        cpus: config.cpus,
-        memory_mb: config.memory_mb,
-        pids: config.pids,
-        agent_port: drydock_protocol::agent::DEFAULT_PORT,
-        server_id,
-        cpu_shares: config.cpu_shares,
-        nofile: config.nofile,
-        log_max_mb: config.log_max_mb,
-        log_max_files: config.log_max_files,
-        oci_runtime: config.runtime.as_str().to_owned(),
-    })
+    let runtime = DockerRuntime::connect(runtime::docker::DockerSettings::from_config(
+        &config, server_id,
+    ))
     .await?;
     let runtime = if config.netpolicy {
         let policy = Arc::new(

@@ -162,6 +162,9 @@ impl ServeArgs {
             create_per_minute: self.create_per_minute,
             ready_timeout_seconds: self.ready_timeout_seconds,
             playground_warm_pool: self.playground_warm_pool,
+            network_pool: None,
+            network_prefix: None,
+            dockerd_on_demand: None,
         }
     }
 }

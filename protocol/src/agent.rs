@@ -4,7 +4,7 @@
 //!
 //! | method + path                 | body → answer                                   |
 //! |-------------------------------|-------------------------------------------------|
-//! | `GET /v1/health`              | → [`Health`]                                    |
+//! | `GET /v1/health?wait_ms=N`    | → [`Health`]; `wait_ms` (≤ 10000) waits for ready first |
 //! | `GET /v1/terminals`           | → `[`[`TerminalInfo`]`]`                        |
 //! | `GET /v1/terminals/{name}`    | WebSocket upgrade, [`crate::frame`] protocol; `?mode=view` is read-only |
 //! | `POST /v1/exec`               | [`ExecRequest`] → [`ExecResult`]                |
@@ -48,6 +48,9 @@ pub enum EngineState {
     Ready,
     /// It died and is being restarted, or could not start at all.
     Failed,
+    /// Not started yet: the agent holds its socket and starts it at the first connection
+    /// (counts as ready).
+    Standby,
 }
 
 /// A supervised engine (dockerd, k3s).

@@ -189,20 +189,7 @@ async fn check_docker(r: &mut Report<'_>, config: &Config) {
             ),
         )
     };
-    let runtime = match DockerRuntime::connect(DockerSettings {
-        image: config.instance_image.clone(),
-        cpus: config.cpus,
-        memory_mb: config.memory_mb,
-        pids: config.pids,
-        agent_port: drydock_protocol::agent::DEFAULT_PORT,
-        server_id,
-        cpu_shares: config.cpu_shares,
-        nofile: config.nofile,
-        log_max_mb: config.log_max_mb,
-        log_max_files: config.log_max_files,
-        oci_runtime: config.runtime.as_str().to_owned(),
-    })
-    .await
+    let runtime = match DockerRuntime::connect(DockerSettings::from_config(config, server_id)).await
     {
         Ok(rt) => rt,
         Err(e) => {

@@ -15,8 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum,
-    HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, ResourcesUlimits,
-    VolumeCreateRequest,
+    HostConfigLogConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig,
+    ResourcesUlimits, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
@@ -26,6 +26,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 
 use super::owner::LABEL_SERVER;
+use super::subnets::{Ipv4Net, SubnetPool};
 use super::{
     InstanceHandle, InstanceSpec, NetworkInfo, Owned, OwnedInstance, Runtime, RuntimeError,
 };
@@ -90,9 +91,29 @@ pub struct DockerSettings {
     pub log_max_files: u64,
     /// OCI runtime (`HostConfig.Runtime`): `runc`, `sysbox-runc` or `runsc`.
     pub oci_runtime: String,
+    /// Where session networks get their subnets; `None`: Docker's default address pools.
+    pub network_pool: Option<SubnetPool>,
 }
 
 impl DockerSettings {
+    /// The settings `config` asks for, with this server's owner id.
+    pub fn from_config(config: &crate::config::Config, server_id: String) -> DockerSettings {
+        DockerSettings {
+            image: config.instance_image.clone(),
+            cpus: config.cpus,
+            memory_mb: config.memory_mb,
+            pids: config.pids,
+            agent_port: drydock_protocol::agent::DEFAULT_PORT,
+            server_id,
+            cpu_shares: config.cpu_shares,
+            nofile: config.nofile,
+            log_max_mb: config.log_max_mb,
+            log_max_files: config.log_max_files,
+            oci_runtime: config.runtime.as_str().to_owned(),
+            network_pool: config.network_pool,
+        }
+    }
+
     /// Settings with the defaults of [`crate::config::Config`] (for tests and tools).
     pub fn new(image: &str, server_id: &str) -> DockerSettings {
         DockerSettings {
@@ -107,6 +128,7 @@ impl DockerSettings {
             log_max_mb: 10,
             log_max_files: 2,
             oci_runtime: "runc".to_owned(),
+            network_pool: Some(crate::config::default_network_pool()),
         }
     }
 }
@@ -116,6 +138,9 @@ pub struct DockerRuntime {
     settings: DockerSettings,
     /// The host firewall (see [`super::netpolicy`]); `None` when switched off.
     netpolicy: Option<std::sync::Arc<super::netpolicy::NetPolicy>>,
+    /// Held while a subnet is picked and its network created, so two sessions never pick
+    /// the same one.
+    subnet_lock: tokio::sync::Mutex<()>,
 }
 
 pub fn network_name(session: &str) -> String {
@@ -198,7 +223,88 @@ pub fn check_capabilities(proc_status: &str) -> Result<(), RuntimeError> {
     }
 }
 
+/// How often a network create is retried with the next subnet when the engine reports an
+/// overlap (another server or tool took the subnet after it was listed).
+const SUBNET_ATTEMPTS: usize = 8;
+
 impl DockerRuntime {
+    /// IPv4 subnets of every network on the engine, Drydock's or not.
+    async fn used_subnets(&self) -> Result<Vec<Ipv4Net>, RuntimeError> {
+        let networks = self
+            .docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await
+            .map_err(engine("list networks"))?;
+        Ok(networks
+            .into_iter()
+            .filter_map(|n| n.ipam.and_then(|i| i.config))
+            .flatten()
+            .filter_map(|c| c.subnet.and_then(|s| s.parse::<Ipv4Net>().ok()))
+            .collect())
+    }
+
+    /// How many of the pool's subnets are taken, and how many it has (`None` without a
+    /// pool): `/healthz` and admission use it to refuse cleanly before the engine would.
+    pub async fn subnet_usage(&self) -> Result<Option<(u64, u64)>, RuntimeError> {
+        let Some(pool) = self.settings.network_pool else {
+            return Ok(None);
+        };
+        let used = self.used_subnets().await?;
+        Ok(Some((pool.in_use(&used), pool.capacity())))
+    }
+
+    /// Creates `req` on the first free subnet of `pool`; returns the network id.
+    async fn create_in_pool(
+        &self,
+        mut req: NetworkCreateRequest,
+        pool: SubnetPool,
+    ) -> Result<String, RuntimeError> {
+        let _guard = self.subnet_lock.lock().await;
+        let mut used = self.used_subnets().await?;
+        let mut last = String::new();
+        for _ in 0..SUBNET_ATTEMPTS {
+            let Some(subnet) = pool.first_free(&used) else {
+                return Err(RuntimeError::Exhausted(format!(
+                    "no free /{} subnet left in network_pool {} for network {}: {} of {} \
+                     in use; end sessions or widen network_pool",
+                    pool.prefix,
+                    pool.range,
+                    req.name,
+                    pool.in_use(&used),
+                    pool.capacity()
+                )));
+            };
+            req.ipam = Some(Ipam {
+                driver: Some("default".into()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    gateway: Some(subnet.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                options: None,
+            });
+            match self.docker.create_network(req.clone()).await {
+                Ok(created) => return Ok(created.id),
+                Err(e) if engine_message(&e).to_lowercase().contains("overlap") => {
+                    last = engine_message(&e);
+                    used.push(subnet);
+                }
+                Err(e) => {
+                    return Err(engine(format!("create network {} on {subnet}", req.name))(
+                        e,
+                    ))
+                }
+            }
+        }
+        Err(RuntimeError::Engine {
+            op: format!("create network {}", req.name),
+            message: format!(
+                "{SUBNET_ATTEMPTS} subnets of {} overlapped: {last}",
+                pool.range
+            ),
+        })
+    }
+
     /// Connects to the local engine and agrees on an API version.
     pub async fn connect(settings: DockerSettings) -> Result<DockerRuntime, RuntimeError> {
         let docker = Docker::connect_with_local_defaults()
@@ -210,6 +316,7 @@ impl DockerRuntime {
             docker,
             settings,
             netpolicy: None,
+            subnet_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -427,12 +534,17 @@ impl Runtime for DockerRuntime {
                 ])),
                 ..Default::default()
             };
-            let created = self
-                .docker
-                .create_network(req)
-                .await
-                .map_err(engine(format!("create network {name}")))?;
-            ids.push(created.id);
+            let id = match self.settings.network_pool {
+                Some(pool) => self.create_in_pool(req, pool).await?,
+                None => {
+                    self.docker
+                        .create_network(req)
+                        .await
+                        .map_err(engine(format!("create network {name}")))?
+                        .id
+                }
+            };
+            ids.push(id);
         }
         if let Some(np) = &self.netpolicy {
             // Before any instance starts on it.

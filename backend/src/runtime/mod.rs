@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod netpolicy;
 pub mod owner;
+pub mod subnets;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,9 @@ pub enum RuntimeError {
     Capabilities(String),
     #[error("{what} not found")]
     NotFound { what: String },
+    /// A resource the engine needs per session ran out (the network pool's subnets).
+    #[error("{0}")]
+    Exhausted(String),
 }
 
 /// What the server asks for when it starts an instance.

@@ -37,8 +37,22 @@ pub use clock::{rfc3339, Clock};
 pub const TEMPLATES: [&str; 2] = ["docker", "kubernetes"];
 /// Languages lessons ship in.
 pub const LANGS: [&str; 2] = ["en", "zh"];
-/// How often a starting instance's agent is asked whether it is ready.
-pub const READY_POLL: Duration = Duration::from_millis(250);
+/// How long one `/v1/health?wait_ms=` call lets the agent wait for readiness: it answers
+/// the moment its engines are ready, so the server learns of it at once.
+pub const HEALTH_WAIT: Duration = Duration::from_secs(5);
+/// How often the container of an instance that is not ready yet is inspected (did it stop?).
+const INSPECT_EVERY: Duration = Duration::from_secs(2);
+
+/// The pause before asking a starting instance's agent again, after an answer that was not
+/// ready or no answer (its agent is not listening yet): short in the first seconds, when an
+/// instance usually becomes ready, longer after.
+pub fn ready_retry(since_start: Duration) -> Duration {
+    if since_start < Duration::from_secs(5) {
+        Duration::from_millis(20)
+    } else {
+        Duration::from_millis(250)
+    }
+}
 
 /// Why a session ended; the text is what terminal clients see in the close frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,7 +622,7 @@ impl Sessions {
     }
 
     /// The environment of an instance's agent: its secret, the disk quota, the registry
-    /// mirror.
+    /// mirror, whether dockerd starts on demand.
     fn agent_env(&self, secret: &str, mirror: Option<&str>) -> BTreeMap<String, String> {
         let mut env = BTreeMap::from([(
             drydock_protocol::agent::SECRET_ENV.to_owned(),
@@ -623,6 +637,9 @@ impl Sessions {
                 "DRYDOCK_DISK_CHECK_SECONDS".into(),
                 self.config.disk_check.as_secs().to_string(),
             );
+        }
+        if self.config.dockerd_on_demand {
+            env.insert("DRYDOCK_DOCKERD_ON_DEMAND".into(), "1".into());
         }
         if let Some(m) = mirror {
             env.insert("DRYDOCK_REGISTRY_MIRROR".into(), m.to_owned());
@@ -739,9 +756,10 @@ impl Sessions {
         let id = live.id();
         let timeout = crate::templates::ready_timeout(&self.config, &lock(&live.row).template);
         let deadline = started + timeout;
-        let mut polls = 0u32;
+        let mut next_inspect = Instant::now() + INSPECT_EVERY;
         loop {
-            let last = match self.agent.health(target).await {
+            let wait = HEALTH_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+            let last = match self.agent.health_wait(target, wait).await {
                 Ok(h) if h.ready => {
                     let took = started.elapsed();
                     self.metrics.observe_start(took);
@@ -765,8 +783,8 @@ impl Sessions {
                 Ok(h) => not_ready_message(&h),
                 Err(e) => e.to_string(),
             };
-            polls += 1;
-            if polls & 7 == 0 {
+            if Instant::now() >= next_inspect {
+                next_inspect = Instant::now() + INSPECT_EVERY;
                 if let Ok(found) = self.runtime.inspect(&id, name).await {
                     if !found.as_ref().is_some_and(|i| i.running) {
                         self.fail_instance(
@@ -787,7 +805,7 @@ impl Sessions {
                 self.fail_instance(live, name, why).await;
                 return;
             }
-            tokio::time::sleep(READY_POLL).await;
+            tokio::time::sleep(ready_retry(started.elapsed())).await;
         }
     }
 

@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{lock, random_hex, runtime_error, Live, Sessions, READY_POLL};
+use super::{lock, random_hex, ready_retry, runtime_error, Live, Sessions, HEALTH_WAIT};
 use crate::agent_client::AgentTarget;
 use crate::error::Error;
 use crate::runtime::InstanceSpec;
@@ -432,7 +432,7 @@ impl Sessions {
         Ok(())
     }
 
-    /// Polls a warm instance's agent until it is ready; one that does not become ready in
+    /// Long-polls a warm instance's agent until it is ready; one that does not become ready in
     /// time is removed.
     fn spawn_warm_watch(
         self: &Arc<Self>,
@@ -452,7 +452,8 @@ impl Sessions {
             let deadline = started + timeout;
             let became_ready = async {
                 loop {
-                    if let Ok(h) = this.agent.health(&target).await {
+                    let wait = HEALTH_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+                    if let Ok(h) = this.agent.health_wait(&target, wait).await {
                         if h.ready {
                             return true;
                         }
@@ -460,7 +461,7 @@ impl Sessions {
                     if Instant::now() >= deadline {
                         return false;
                     }
-                    tokio::time::sleep(READY_POLL).await;
+                    tokio::time::sleep(ready_retry(started.elapsed())).await;
                 }
             };
             let ok = tokio::select! {

@@ -93,8 +93,31 @@ async fn not_found(method: Method, uri: Uri) -> Failure {
     )
 }
 
-async fn health(State(st): State<AppState>) -> Json<Health> {
-    Json(Health {
+/// Longest `wait_ms` of `/v1/health`.
+const MAX_HEALTH_WAIT_MS: u64 = 10_000;
+
+/// `GET /v1/health[?wait_ms=N]`: with `wait_ms`, answers once every engine is ready or after
+/// N ms (at most 10 s), so the server learns of readiness at once instead of polling.
+async fn health(
+    State(st): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<Health>, Failure> {
+    let Query(q) = query.map_err(|e| Failure::bad_request(e.body_text()))?;
+    if let Some(v) = q.get("wait_ms") {
+        let ms = v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= MAX_HEALTH_WAIT_MS)
+            .ok_or_else(|| {
+                Failure::bad_request(format!(
+                    "query parameter wait_ms={v:?} must be a number in 0..={MAX_HEALTH_WAIT_MS}"
+                ))
+            })?;
+        st.supervisor
+            .wait_ready(std::time::Duration::from_millis(ms))
+            .await;
+    }
+    Ok(Json(Health {
         version: env!("CARGO_PKG_VERSION").to_string(),
         ready: st.supervisor.ready(),
         dockerd: st.supervisor.dockerd.status(),
@@ -102,7 +125,7 @@ async fn health(State(st): State<AppState>) -> Json<Health> {
         terminals: st.terminals.len(),
         disk_exceeded: st.disk.exceeded(),
         disk: st.disk.quota(),
-    })
+    }))
 }
 
 async fn list_terminals(State(st): State<AppState>) -> Response {

@@ -41,6 +41,9 @@ pub struct Config {
     pub dockerd: EngineConfig,
     /// Unix socket dockerd listens on (`--host unix://…`) and readiness polls.
     pub dockerd_socket: PathBuf,
+    /// Start dockerd only when something first connects to its socket
+    /// (`DRYDOCK_DOCKERD_ON_DEMAND=1`): the agent holds the socket and hands it to dockerd.
+    pub dockerd_on_demand: bool,
     pub registry_mirrors: Vec<String>,
     pub insecure_registries: Vec<String>,
     pub k3s: EngineConfig,
@@ -135,6 +138,7 @@ impl Config {
             dockerd_socket: PathBuf::from(
                 var("DRYDOCK_DOCKERD_SOCKET").unwrap_or_else(|| "/var/run/docker.sock".into()),
             ),
+            dockerd_on_demand: var("DRYDOCK_DOCKERD_ON_DEMAND").as_deref() == Some("1"),
             registry_mirrors: list("DRYDOCK_REGISTRY_MIRROR"),
             insecure_registries: list("DRYDOCK_INSECURE_REGISTRIES"),
             k3s: engine(

@@ -31,6 +31,7 @@ use nix::sys::signal::Signal;
 
 use crate::config::Config;
 use crate::process::signals::signal_pid;
+use crate::process::supervisor::Engine;
 use crate::terminal::Registry;
 
 /// Entries visited per walk at most (a pathological tree does not pin the CPU).
@@ -237,7 +238,12 @@ impl DiskWatch {
     }
 
     /// Runs the watcher until the process ends (no quota: returns at once).
-    pub async fn run(self: Arc<Self>, config: Arc<Config>, terminals: Arc<Registry>) {
+    pub async fn run(
+        self: Arc<Self>,
+        config: Arc<Config>,
+        terminals: Arc<Registry>,
+        dockerd: Arc<Engine>,
+    ) {
         if self.config.quota == 0 {
             return;
         }
@@ -255,13 +261,13 @@ impl DiskWatch {
             let Ok(used) = tokio::task::spawn_blocking(move || me.measure(baseline)).await else {
                 return;
             };
-            self.check(used, &config, &terminals).await;
+            self.check(used, &config, &terminals, &dockerd).await;
             tokio::time::sleep(self.config.interval).await;
         }
     }
 
     /// Acts on one measurement.
-    pub async fn check(&self, used: u64, config: &Config, terminals: &Registry) {
+    pub async fn check(&self, used: u64, config: &Config, terminals: &Registry, dockerd: &Engine) {
         let quota = self.config.quota;
         let writes = process_writes();
         let (over, was_exceeded, warn, recovered, biggest) = {
@@ -309,7 +315,7 @@ impl DiskWatch {
                     killed = Some(format!("{name} (pid {pid}, wrote {} MiB)", mib(delta)));
                 }
             }
-            let paused = self.pause_containers(config).await;
+            let paused = self.pause_containers(config, dockerd).await;
             if !was_exceeded || killed.is_some() || !paused.is_empty() {
                 tracing::warn!(
                     used = mib(used),
@@ -363,9 +369,10 @@ impl DiskWatch {
         }
     }
 
-    /// Pauses every running nested container; returns the ids it paused now.
-    async fn pause_containers(&self, config: &Config) -> Vec<String> {
-        if !config.dockerd.enabled {
+    /// Pauses every running nested container; returns the ids it paused now. Without a
+    /// running dockerd there are none (and asking would start an on-demand one).
+    async fn pause_containers(&self, config: &Config, dockerd: &Engine) -> Vec<String> {
+        if !config.dockerd.enabled || dockerd.pid().is_none() {
             return Vec::new();
         }
         let Some(out) = self

@@ -50,7 +50,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let supervisor = Supervisor::start(&config);
     let terminals = Registry::new(config.clone());
     let disk = disk::DiskWatch::new(disk::DiskConfig::from_env());
-    tokio::spawn(disk.clone().run(config.clone(), terminals.clone()));
+    tokio::spawn(disk.clone().run(
+        config.clone(),
+        terminals.clone(),
+        supervisor.dockerd.clone(),
+    ));
     let app = api::router(api::AppState {
         config: config.clone(),
         terminals: terminals.clone(),

@@ -441,3 +441,148 @@ async fn stats_answer() {
         .unwrap();
     assert!(s2.uptime_ms >= s.uptime_ms);
 }
+
+/// A stand-in for dockerd started with `--host fd://`: checks systemd's socket-activation
+/// variables, then answers `GET /_ping` on fd 3 (after `delay` seconds).
+fn socket_activated_fake(dir: &std::path::Path, delay: &str) -> std::path::PathBuf {
+    let fake = dir.join("dockerd");
+    let script = format!(
+        r#"#!/usr/bin/env python3
+import os, socket, sys, time
+print("args", " ".join(sys.argv[1:]), flush=True)
+assert os.environ.get("LISTEN_FDS") == "1", os.environ.get("LISTEN_FDS")
+assert os.environ.get("LISTEN_PID") == str(os.getpid()), (os.environ.get("LISTEN_PID"), os.getpid())
+time.sleep({delay})
+s = socket.socket(fileno=3)
+print("serving on", s.getsockname(), flush=True)
+while True:
+    c, _ = s.accept(); c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK"); c.close()
+"#
+    );
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fake
+}
+
+async fn health(agent: &Agent, query: &str) -> Health {
+    let r = agent
+        .get(&format!("/v1/health{query}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "/v1/health{query}");
+    r.json().await.unwrap()
+}
+
+/// Sends `GET /_ping` to a unix socket and returns the raw answer.
+async fn ping(sock: &std::path::Path) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(sock).await.unwrap();
+    s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the on-demand dockerd answered within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn an_on_demand_dockerd_starts_at_the_first_connection_to_its_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("docker.sock");
+    let log = dir.path().join("dockerd.log");
+    let fake = socket_activated_fake(dir.path(), "0.3");
+    let path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let agent = Agent::start_with(&[
+        ("DRYDOCK_DOCKERD", "1"),
+        ("DRYDOCK_DOCKERD_ON_DEMAND", "1"),
+        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
+        ("DRYDOCK_DOCKERD_LOG", log.to_str().unwrap()),
+        ("DRYDOCK_DOCKERD_SOCKET", sock.to_str().unwrap()),
+        ("PATH", &path),
+    ]);
+    // Ready at once, with nothing started.
+    let h = health(&agent, "").await;
+    assert!(h.ready, "{h:?}");
+    assert_eq!(h.dockerd.state, EngineState::Standby);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!log.exists(), "dockerd started before anyone used it");
+    assert!(sock.exists(), "the agent holds the socket");
+
+    // The first connection waits in the socket's backlog until dockerd answers it.
+    let started = std::time::Instant::now();
+    let answer = ping(&sock).await;
+    assert!(answer.ends_with("OK"), "{answer:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("--host fd://"), "{logged}");
+    assert!(logged.contains("serving on"), "{logged}");
+    let h = health(&agent, "?wait_ms=5000").await;
+    assert!(h.ready);
+    assert_eq!(h.dockerd.state, EngineState::Ready, "{h:?}");
+    assert_eq!(h.dockerd.restarts, 0);
+    assert!(ping(&sock).await.ends_with("OK"));
+}
+
+#[tokio::test]
+async fn health_can_wait_for_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("docker.sock");
+    let fake = dir.path().join("dockerd");
+    // Becomes ready after ~1 s: binds the socket given by --host then.
+    let script = r#"#!/usr/bin/env python3
+import socket, sys, time
+path = sys.argv[sys.argv.index("--host") + 1][len("unix://"):]
+time.sleep(1)
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
+while True:
+    c, _ = s.accept(); c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK"); c.close()
+"#;
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let agent = Agent::start_with(&[
+        ("DRYDOCK_DOCKERD", "1"),
+        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
+        (
+            "DRYDOCK_DOCKERD_LOG",
+            dir.path().join("log").to_str().unwrap(),
+        ),
+        ("DRYDOCK_DOCKERD_SOCKET", sock.to_str().unwrap()),
+        ("PATH", &path),
+    ]);
+    let h = health(&agent, "?wait_ms=0").await;
+    assert!(!h.ready, "{h:?}");
+    assert_eq!(h.dockerd.state, EngineState::Starting);
+    // A short wait answers not ready, after about the wait.
+    let asked = std::time::Instant::now();
+    let h = health(&agent, "?wait_ms=200").await;
+    let took = asked.elapsed();
+    assert!(!h.ready, "{h:?}");
+    assert!(took >= Duration::from_millis(190), "{took:?}");
+    // A long one answers as soon as dockerd does (polls every 20 ms), well before the wait.
+    let asked = std::time::Instant::now();
+    let h = health(&agent, "?wait_ms=10000").await;
+    let took = asked.elapsed();
+    assert!(h.ready, "{h:?}");
+    assert_eq!(h.dockerd.state, EngineState::Ready);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    for bad in ["?wait_ms=10001", "?wait_ms=soon", "?wait_ms=-1"] {
+        let r = agent.get(&format!("/v1/health{bad}")).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("wait_ms"),
+            "{body}"
+        );
+    }
+}

@@ -1,9 +1,18 @@
 //! Supervisor of the instance's engines: dockerd (and k3s where the image has it). Starts
-//! each with its log file, polls readiness, and restarts it with backoff (1 s, 2 s, 4 s, …
-//! 10 s) when it dies, counting restarts. Exit statuses come from the reaper.
+//! each with its log file, polls readiness (every 20 ms for the first seconds, so an instance
+//! is ready as soon as its dockerd answers), and restarts it with backoff (1 s, 2 s, 4 s, …
+//! 10 s) when it dies, counting restarts. Exit statuses come from the reaper. Every state
+//! change wakes [`Supervisor::wait_ready`] (the long-polled `/v1/health?wait_ms=`).
+//!
+//! With `DRYDOCK_DOCKERD_ON_DEMAND=1` dockerd starts only when something first connects to
+//! its socket: the agent binds the socket itself, reports dockerd as `standby` (which counts
+//! as ready), and at the first pending connection starts dockerd with the listening socket
+//! as fd 3 (`--host fd://`, systemd's socket-activation convention), so that connection is
+//! answered by dockerd once it is up. An idle instance then costs no dockerd or containerd.
 
 use std::ffi::OsString;
 use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use drydock_protocol::agent::{EngineState, EngineStatus, SECRET_ENV};
 use nix::sys::signal::Signal;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
 use crate::process::reaper::Reaper;
@@ -22,7 +33,10 @@ use crate::process::signals::signal_pid;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// After running this long, a crash starts the backoff from 1 s again.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
-const READY_POLL: Duration = Duration::from_millis(250);
+/// Readiness polls: fast while an engine is just starting, slower if it takes long.
+const READY_POLL_FAST: Duration = Duration::from_millis(20);
+const READY_POLL_SLOW: Duration = Duration::from_millis(250);
+const FAST_POLL_FOR: Duration = Duration::from_secs(5);
 /// k3s takes tens of seconds and each probe runs `k3s kubectl`: poll it less often.
 const K3S_READY_POLL: Duration = Duration::from_secs(1);
 /// How long a list of NodePorts is reused before `k3s kubectl` is asked again.
@@ -41,6 +55,12 @@ pub enum SpawnError {
     Spawn {
         engine: &'static str,
         bin: String,
+        source: std::io::Error,
+    },
+    #[error("binding {engine}'s socket {path} for on-demand start failed: {source}")]
+    Bind {
+        engine: &'static str,
+        path: String,
         source: std::io::Error,
     },
 }
@@ -63,6 +83,8 @@ pub struct EngineSpec {
     pub args: Vec<OsString>,
     pub log: PathBuf,
     pub readiness: Readiness,
+    /// A listening socket handed to the engine as fd 3 with `LISTEN_FDS=1` (on-demand start).
+    pub listen_fd: Option<Arc<OwnedFd>>,
 }
 
 /// One supervised engine's live state.
@@ -70,12 +92,15 @@ pub struct Engine {
     pub name: &'static str,
     status: Mutex<EngineStatus>,
     pid: Mutex<Option<u32>>,
+    /// Shared by every engine of a supervisor: woken on each state change.
+    changed: Arc<Notify>,
 }
 
 impl Engine {
-    fn new(name: &'static str, present: bool) -> Arc<Self> {
+    fn new(name: &'static str, present: bool, changed: Arc<Notify>) -> Arc<Self> {
         Arc::new(Engine {
             name,
+            changed,
             status: Mutex::new(EngineStatus {
                 state: if present {
                     EngineState::Starting
@@ -98,6 +123,7 @@ impl Engine {
 
     fn set(&self, f: impl FnOnce(&mut EngineStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+        self.changed.notify_waiters();
     }
 
     fn set_pid(&self, pid: Option<u32>) {
@@ -112,17 +138,24 @@ impl Engine {
 pub struct Supervisor {
     pub dockerd: Arc<Engine>,
     pub k3s: Arc<Engine>,
+    changed: Arc<Notify>,
     shutdown: watch::Sender<bool>,
     k3s_bin: PathBuf,
     /// NodePorts of the k3s services and when they were read.
     node_ports: tokio::sync::Mutex<Option<(Instant, Vec<u16>)>>,
 }
 
-/// dockerd's command line from the configuration.
-pub fn dockerd_args(config: &Config) -> Vec<OsString> {
+/// dockerd's command line from the configuration; `fd://` instead of the socket path when
+/// it is started on demand with the agent's listening socket.
+pub fn dockerd_args(config: &Config, socket_activated: bool) -> Vec<OsString> {
+    let host = if socket_activated {
+        "fd://".to_owned()
+    } else {
+        format!("unix://{}", config.dockerd_socket.display())
+    };
     let mut args: Vec<OsString> = vec![
         "--host".into(),
-        format!("unix://{}", config.dockerd_socket.display()).into(),
+        host.into(),
         "--shutdown-timeout".into(),
         "3".into(),
     ];
@@ -137,26 +170,71 @@ pub fn dockerd_args(config: &Config) -> Vec<OsString> {
     args
 }
 
+/// Binds `path` as a listening unix socket (replacing a stale socket file), mode 0660 like
+/// dockerd's own.
+fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, std::io::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 impl Supervisor {
     /// Starts every engine the configuration enables.
     pub fn start(config: &Config) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
+        let changed = Arc::new(Notify::new());
         let sup = Arc::new(Supervisor {
-            dockerd: Engine::new("dockerd", config.dockerd.enabled),
-            k3s: Engine::new("k3s", config.k3s.enabled),
+            dockerd: Engine::new("dockerd", config.dockerd.enabled, changed.clone()),
+            k3s: Engine::new("k3s", config.k3s.enabled, changed.clone()),
+            changed,
             shutdown,
             k3s_bin: config.k3s.bin.clone(),
             node_ports: tokio::sync::Mutex::new(None),
         });
         if config.dockerd.enabled {
+            let listener = if config.dockerd_on_demand {
+                match bind_socket(&config.dockerd_socket) {
+                    Ok(l) => Some(l),
+                    Err(source) => {
+                        let e = SpawnError::Bind {
+                            engine: "dockerd",
+                            path: config.dockerd_socket.display().to_string(),
+                            source,
+                        };
+                        tracing::warn!("{e}; starting dockerd now instead");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let spec = EngineSpec {
                 name: "dockerd",
                 bin: config.dockerd.bin.clone(),
-                args: dockerd_args(config),
+                args: dockerd_args(config, listener.is_some()),
                 log: config.dockerd.log.clone(),
                 readiness: Readiness::DockerPing(config.dockerd_socket.clone()),
+                listen_fd: None,
             };
-            tokio::spawn(run(sup.dockerd.clone(), spec, sup.shutdown.subscribe()));
+            let (engine, stop) = (sup.dockerd.clone(), sup.shutdown.subscribe());
+            match listener {
+                Some(l) => {
+                    tokio::spawn(run_on_demand(engine, spec, l, stop));
+                }
+                None => {
+                    tokio::spawn(run(engine, spec, stop));
+                }
+            }
         }
         if config.k3s.enabled {
             let spec = EngineSpec {
@@ -169,17 +247,37 @@ impl Supervisor {
                 ],
                 log: config.k3s.log.clone(),
                 readiness: Readiness::K3sNodes(config.k3s.bin.clone()),
+                listen_fd: None,
             };
             tokio::spawn(run(sup.k3s.clone(), spec, sup.shutdown.subscribe()));
         }
         sup
     }
 
+    /// Waits until [`Self::ready`] or `max` has passed; returns whether it is ready.
+    pub async fn wait_ready(&self, max: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.ready() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.ready();
+            }
+        }
+    }
+
     /// True when every engine the image has is ready.
     pub fn ready(&self) -> bool {
-        [&self.dockerd, &self.k3s]
-            .iter()
-            .all(|e| matches!(e.status().state, EngineState::Absent | EngineState::Ready))
+        [&self.dockerd, &self.k3s].iter().all(|e| {
+            matches!(
+                e.status().state,
+                EngineState::Absent | EngineState::Ready | EngineState::Standby
+            )
+        })
     }
 
     /// The NodePorts of k3s' services while k3s is ready (nothing is listening on them: the
@@ -247,7 +345,25 @@ fn spawn_engine(
         source,
     })?;
     let ((), pid, rx) = Reaper::global().spawn(|| {
-        let mut cmd = Command::new(&spec.bin);
+        let mut cmd = match &spec.listen_fd {
+            None => Command::new(&spec.bin),
+            Some(fd) => {
+                // systemd's convention: LISTEN_FDS sockets from fd 3 on, for the process
+                // LISTEN_PID, which is only known in the child: the shell exports its own
+                // pid and execs the engine, which keeps it.
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\"")
+                    .arg(&spec.bin);
+                let raw = fd.as_raw_fd();
+                // SAFETY: runs in the forked child before exec; dup2 and fcntl are
+                // async-signal-safe and touch only this process's descriptor table.
+                unsafe {
+                    c.pre_exec(move || pass_as_fd3(raw));
+                }
+                c
+            }
+        };
         cmd.args(&spec.args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -266,6 +382,58 @@ fn spawn_engine(
         Ok::<_, SpawnError>(((), child.id()))
     })?;
     Ok((pid, rx))
+}
+
+/// Makes `fd` the child's fd 3 without close-on-exec (in a forked child, before exec).
+fn pass_as_fd3(fd: RawFd) -> std::io::Result<()> {
+    if fd == 3 {
+        // dup2 onto itself keeps FD_CLOEXEC: clear it instead.
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )?;
+    } else {
+        // SAFETY: dup2 only changes this (child) process's descriptor table.
+        if unsafe { libc::dup2(fd, 3) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// On-demand start: reports `standby` until something connects to the socket, then runs
+/// the engine with the socket as fd 3 (and keeps restarting it like [`run`]).
+async fn run_on_demand(
+    engine: Arc<Engine>,
+    mut spec: EngineSpec,
+    listener: std::os::unix::net::UnixListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    engine.set(|s| s.state = EngineState::Standby);
+    // SAFETY: the AsyncFd owns the listener, so its fd stays open for as long as it is
+    // registered; `into_inner` deregisters it before the fd is handed on.
+    let registered = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) };
+    let listener = match registered {
+        Ok(fd) => {
+            tokio::select! {
+                r = fd.readable() => {
+                    if let Err(e) = r {
+                        tracing::warn!("waiting on {}'s socket failed: {e}; starting it now", spec.name);
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+            fd.into_inner()
+        }
+        Err(e) => {
+            let (listener, e) = e.into_parts();
+            tracing::warn!("cannot watch {}'s socket: {e}; starting it now", spec.name);
+            listener
+        }
+    };
+    tracing::info!("first connection to {}'s socket: starting it", spec.name);
+    spec.listen_fd = Some(Arc::new(OwnedFd::from(listener)));
+    run(engine, spec, shutdown).await;
 }
 
 async fn is_ready(r: &Readiness) -> bool {
@@ -348,6 +516,15 @@ pub fn ping_ok(resp: &[u8]) -> bool {
     status_ok && body == "OK"
 }
 
+/// How long to wait before the next readiness poll of an engine started `since` ago.
+fn poll_interval(r: &Readiness, since: Duration) -> Duration {
+    match r {
+        Readiness::K3sNodes(_) => K3S_READY_POLL,
+        Readiness::DockerPing(_) if since < FAST_POLL_FOR => READY_POLL_FAST,
+        Readiness::DockerPing(_) => READY_POLL_SLOW,
+    }
+}
+
 async fn run(engine: Arc<Engine>, spec: EngineSpec, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     let mut first = true;
@@ -371,19 +548,18 @@ async fn run(engine: Arc<Engine>, spec: EngineSpec, mut shutdown: watch::Receive
                     spec.log.display()
                 );
                 let mut ready = false;
-                let mut poll = tokio::time::interval(match spec.readiness {
-                    Readiness::K3sNodes(_) => K3S_READY_POLL,
-                    Readiness::DockerPing(_) => READY_POLL,
-                });
+                let mut next_poll = tokio::time::Instant::now();
                 let status = loop {
                     tokio::select! {
                         s = &mut exit_rx => break s,
-                        _ = poll.tick(), if !ready => {
+                        _ = tokio::time::sleep_until(next_poll), if !ready => {
                             if is_ready(&spec.readiness).await {
                                 ready = true;
                                 tracing::info!("{} is ready after {:?}", spec.name, started.elapsed());
                                 engine.set(|s| s.state = EngineState::Ready);
                             }
+                            next_poll = tokio::time::Instant::now()
+                                + poll_interval(&spec.readiness, started.elapsed());
                         }
                         _ = shutdown.changed() => {
                             // The shutdown path signals and waits for the process itself.
