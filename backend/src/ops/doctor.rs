@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::{Config, Settings};
 use crate::runtime::docker::{check_capabilities, DockerSettings};
+use crate::runtime::subnets::Ipv4Net;
 use crate::runtime::{DockerRuntime, Runtime};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +268,66 @@ async fn check_docker(r: &mut Report<'_>, config: &Config) {
             format!("cannot inspect {}: {e}", config.kubernetes_image),
         ),
     }
+    check_network_pool(r, config, &runtime).await;
+}
+
+/// Routes of `/proc/net/route` (not the default route, not Drydock's own `dd-*` bridges)
+/// whose network overlaps `pool`: as `(interface, network)`.
+pub fn foreign_routes_in(route_table: &str, pool: &Ipv4Net) -> Vec<(String, Ipv4Net)> {
+    route_table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (iface, dest, mask) = (f.first()?, f.get(1)?, f.get(7)?);
+            // Little-endian hex, as the kernel prints it.
+            let dest = u32::from_str_radix(dest, 16).ok()?.swap_bytes();
+            let mask = u32::from_str_radix(mask, 16).ok()?.swap_bytes();
+            let net = Ipv4Net::new(dest.into(), mask.count_ones() as u8)?;
+            (net.prefix() > 0 && !iface.starts_with("dd-") && net.overlaps(pool))
+                .then(|| (iface.to_string(), net))
+        })
+        .collect()
+}
+
+async fn check_network_pool(r: &mut Report<'_>, config: &Config, runtime: &DockerRuntime) {
+    let Some(pool) = config.network_pool else {
+        r.line(
+            Level::Warn,
+            "network pool",
+            "network_pool = \"docker\": Docker's default address pools hold only ~30 session \
+             networks; set a range such as 10.200.0.0/16",
+        );
+        return;
+    };
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let clashes = foreign_routes_in(&routes, &pool.range);
+    if !clashes.is_empty() {
+        let list: Vec<String> = clashes.iter().map(|(i, n)| format!("{n} on {i}")).collect();
+        r.line(
+            Level::Warn,
+            "network pool",
+            format!(
+                "network_pool {} overlaps this host's routes ({}): instances could not reach \
+                 those addresses; choose a free range (network_pool)",
+                pool.range,
+                list.join(", ")
+            ),
+        );
+        return;
+    }
+    match runtime.subnet_usage().await {
+        Ok(Some((used, cap))) => r.line(
+            Level::Ok,
+            "network pool",
+            format!(
+                "{} in /{}s: {used} of {cap} session networks in use",
+                pool.range, pool.prefix
+            ),
+        ),
+        Ok(None) => {}
+        Err(e) => r.line(Level::Warn, "network pool", format!("cannot list networks: {e}")),
+    }
 }
 
 /// `scheme://host:port` of the configured mirror, else the host's registry on port 5000.
@@ -441,6 +502,22 @@ fn check_clock(r: &mut Report<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_overlapping_the_pool() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t0000C80A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+            dd-abc\t1000C80A\t00000000\t0001\t0\t0\t0\tF0FFFFFF\t0\t0\t0\n\
+            docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        let pool: Ipv4Net = "10.200.0.0/16".parse().unwrap();
+        let found = foreign_routes_in(table, &pool);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "eth0");
+        assert_eq!(found[0].1.to_string(), "10.200.0.0/16");
+        let other: Ipv4Net = "10.99.0.0/16".parse().unwrap();
+        assert!(foreign_routes_in(table, &other).is_empty());
+    }
 
     #[test]
     fn cgroup_type_and_registry_base() {
