@@ -40,6 +40,22 @@ async fn session_terminal_and_delete() {
     t.type_line("stty size").await;
     t.expect("30 100", SHORT).await;
 
+    // The session network is a /28 of the default network pool, not one of Docker's pools.
+    let (ok, subnet) = docker(&[
+        "network",
+        "inspect",
+        &format!("drydock-{id}"),
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+    ]);
+    assert!(ok, "{subnet}");
+    let (net, gateway) = subnet.trim().split_once(' ').unwrap();
+    assert!(
+        net.starts_with("10.200.") && net.ends_with("/28"),
+        "{subnet}"
+    );
+    assert!(gateway.starts_with("10.200."), "{subnet}");
+
     let ports = reqwest::Client::new()
         .get(server.url(&format!("/api/v1/sessions/{id}/instances/node1/ports")))
         .bearer_auth(&token)
@@ -363,6 +379,49 @@ async fn orphans_go_at_startup_and_bad_input_changes_nothing() {
         "bad input changed nothing"
     );
     assert_eq!(server.get(&id, &token).await.0, 200);
+    server.delete(&id, &token).await;
+    assert_eq!(labelled(&format!("drydock.session={id}")), (0, 0, 0));
+}
+
+/// The processes running in an instance container (`docker top`), one command line each.
+fn instance_processes(id: &str) -> String {
+    let (ok, out) = docker(&["top", &format!("drydock-{id}-node1"), "-eo", "pid,args"]);
+    assert!(ok, "docker top: {out}");
+    out
+}
+
+#[tokio::test]
+async fn an_on_demand_dockerd_starts_at_the_first_docker_command() {
+    if !e2e("an_on_demand_dockerd_starts_at_the_first_docker_command") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("DRYDOCK_DOCKERD_ON_DEMAND", "true")]).await;
+    let (id, token) = server.create().await;
+    let _cleanup = Cleanup(vec![id.clone()]);
+    let ready = server.wait_ready(&id, &token, SHORT).await;
+    assert_eq!(ready["instances"][0]["state"], "ready", "{ready}");
+    let mut t = server.terminal(&id, &token).await;
+    t.type_line("echo $((6*7))").await;
+    t.expect("42\r\n", SHORT).await;
+    let before = instance_processes(&id);
+    assert!(
+        !before.contains("dockerd") && !before.contains("containerd"),
+        "nothing of Docker runs before it is used:\n{before}"
+    );
+    // The learner's first docker command waits for dockerd, then works like any other.
+    t.type_line("docker run --rm docker/whalesay cowsay on-demand-$((1+1)) | grep -c on-demand-2")
+        .await;
+    t.expect("1\r\n", Duration::from_secs(60)).await;
+    let after = instance_processes(&id);
+    assert!(
+        after.contains("dockerd") && after.contains("fd://") && after.contains("containerd"),
+        "{after}"
+    );
+    t.type_line("docker info --format 'running={{.ContainersRunning}}'")
+        .await;
+    t.expect("running=0", SHORT).await;
     server.delete(&id, &token).await;
     assert_eq!(labelled(&format!("drydock.session={id}")), (0, 0, 0));
 }

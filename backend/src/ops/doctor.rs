@@ -326,7 +326,11 @@ async fn check_network_pool(r: &mut Report<'_>, config: &Config, runtime: &Docke
             ),
         ),
         Ok(None) => {}
-        Err(e) => r.line(Level::Warn, "network pool", format!("cannot list networks: {e}")),
+        Err(e) => r.line(
+            Level::Warn,
+            "network pool",
+            format!("cannot list networks: {e}"),
+        ),
     }
 }
 
@@ -505,7 +509,8 @@ mod tests {
 
     #[test]
     fn routes_overlapping_the_pool() {
-        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
             eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
             eth0\t0000C80A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
             dd-abc\t1000C80A\t00000000\t0001\t0\t0\t0\tF0FFFFFF\t0\t0\t0\n\
