@@ -463,7 +463,7 @@ impl Config {
             playground_warm_pool: s.playground_warm_pool.unwrap_or(0),
             preview_domain,
             network_pool,
-            dockerd_on_demand: s.dockerd_on_demand.unwrap_or(false),
+            dockerd_on_demand: s.dockerd_on_demand.unwrap_or(true),
         })
     }
 

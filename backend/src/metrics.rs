@@ -1,5 +1,5 @@
 //! Prometheus metrics, written by hand in the text exposition format: sessions by state,
-//! instance start latency, open terminals, bytes relayed.
+//! instance start latency, warm-pool adoptions, open terminals, bytes relayed.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +18,8 @@ pub struct Metrics {
     pub sessions_expired: AtomicU64,
     pub sessions_closed: AtomicU64,
     pub instances_failed: AtomicU64,
+    /// Sessions whose node1 came from a warm pool.
+    pub warm_adopted: AtomicU64,
     start: Mutex<Histogram>,
 }
 
@@ -98,6 +100,12 @@ impl Metrics {
             ld(&self.instances_failed)
         );
 
+        o.push_str(
+            "# HELP drydock_warm_adopted_total Sessions whose first instance came from a warm pool.\n",
+        );
+        o.push_str("# TYPE drydock_warm_adopted_total counter\n");
+        let _ = writeln!(o, "drydock_warm_adopted_total {}", ld(&self.warm_adopted));
+
         o.push_str("# HELP drydock_instance_start_seconds Time from creating an instance until its agent reports ready.\n");
         o.push_str("# TYPE drydock_instance_start_seconds histogram\n");
         {
@@ -153,5 +161,6 @@ mod tests {
         assert!(text.contains("drydock_instance_start_seconds_bucket{le=\"1\"} 1"));
         assert!(text.contains("drydock_instance_start_seconds_bucket{le=\"5\"} 2"));
         assert!(text.contains("drydock_instance_start_seconds_count 2"));
+        assert!(text.contains("drydock_warm_adopted_total 0"));
     }
 }

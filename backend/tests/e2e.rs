@@ -21,10 +21,16 @@ async fn session_terminal_and_delete() {
     }
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]).await;
+    // dockerd started with the instance (the on-demand default has its own test below).
+    let server = Server::start(dir.path(), &[("DRYDOCK_DOCKERD_ON_DEMAND", "false")]).await;
     let (id, token) = server.create().await;
     let _cleanup = Cleanup(vec![id.clone()]);
     server.wait_ready(&id, &token, SHORT).await;
+    let running = instance_processes(&id);
+    assert!(
+        running.contains("dockerd") && running.contains("unix:///var/run/docker.sock"),
+        "an eager dockerd runs once the instance is ready:\n{running}"
+    );
 
     let mut t = server.terminal(&id, &token).await;
     t.send(ClientFrame::Resize {
@@ -391,13 +397,14 @@ fn instance_processes(id: &str) -> String {
 }
 
 #[tokio::test]
-async fn an_on_demand_dockerd_starts_at_the_first_docker_command() {
-    if !e2e("an_on_demand_dockerd_starts_at_the_first_docker_command") {
+async fn by_default_dockerd_starts_at_the_first_docker_command() {
+    if !e2e("by_default_dockerd_starts_at_the_first_docker_command") {
         return;
     }
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[("DRYDOCK_DOCKERD_ON_DEMAND", "true")]).await;
+    // The default: dockerd_on_demand = true.
+    let server = Server::start(dir.path(), &[]).await;
     let (id, token) = server.create().await;
     let _cleanup = Cleanup(vec![id.clone()]);
     let ready = server.wait_ready(&id, &token, SHORT).await;

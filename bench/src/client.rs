@@ -33,6 +33,13 @@ pub const READY_POLL: Duration = Duration::from_millis(10);
 
 /// Checks that `url` is `http://` on a loopback address and returns it with `localhost`
 /// replaced by 127.0.0.1 (no name lookups). The tool never sends traffic anywhere else.
+/// The value of an unlabelled metric in Prometheus text.
+pub fn metric_value(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 pub fn loopback_url(url: &str) -> Result<Url> {
     let mut u = Url::parse(url).with_context(|| format!("invalid --url {url:?}"))?;
     if u.scheme() != "http" {
@@ -144,6 +151,12 @@ impl Api {
     }
 
     /// `POST /api/v1/sessions` for `template`; the session is tracked until deleted.
+    /// `drydock_warm_adopted_total` from `/metrics`, if the server has it.
+    pub async fn warm_adopted(&self) -> Option<u64> {
+        let text = self.metrics().await.ok()?;
+        metric_value(&text, "drydock_warm_adopted_total")
+    }
+
     pub async fn create_session(&self, template: &str) -> Result<SessionInfo> {
         let resp = self
             .http
@@ -790,6 +803,14 @@ impl SeqChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_values_by_name() {
+        let text = "# TYPE drydock_warm_adopted_total counter\ndrydock_warm_adopted_total 7\n\
+                    drydock_warm_adopted_total_other 9\n";
+        assert_eq!(metric_value(text, "drydock_warm_adopted_total"), Some(7));
+        assert_eq!(metric_value(text, "drydock_nothing"), None);
+    }
 
     #[test]
     fn only_loopback_urls_are_accepted() {

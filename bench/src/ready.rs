@@ -2,9 +2,9 @@
 //! split into its steps; and the time to add an instance (`POST …/instances` to a prompt on
 //! it). Sessions are created one after another.
 //!
-//! A run is *warm* when the POST answer already says node1 is `ready` (the server handed out
-//! an instance from its warm pool, `DRYDOCK_PLAYGROUND_WARM_POOL`), else *cold*; each kind
-//! gets its own row. Between runs the tool pauses `--pause-secs` so a pool can refill.
+//! A run is *warm* when the server handed out an instance from its warm pool
+//! (`DRYDOCK_PLAYGROUND_WARM_POOL`; its `drydock_warm_adopted_total` went up), else *cold*;
+//! each kind gets its own row. Between runs the tool pauses `--pause-secs` so a pool can refill.
 
 use std::time::{Duration, Instant};
 
@@ -19,10 +19,17 @@ pub struct Args {
     /// Do not measure adding an instance.
     #[arg(long)]
     pub no_add_instance: bool,
+    /// Do not time the first docker command in each new session.
+    #[arg(long)]
+    pub no_first_docker: bool,
     /// Seconds to wait between runs (lets the engine settle after a delete).
     #[arg(long, default_value_t = 1.0)]
     pub pause_secs: f64,
 }
+
+/// The first docker command of a session; prints DOCKER-FAILED (split so that the echo of
+/// the command line does not contain it) when it fails.
+const FIRST_DOCKER: &str = "docker info >/dev/null 2>&1 || echo DOCKER-FAIL\"\"ED";
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
@@ -33,6 +40,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     let (mut total, mut post, mut ready, mut prompt) = (vec![], vec![], vec![], vec![]);
     let (mut warm_total, mut warm_post) = (vec![], vec![]);
     let (mut add_total, mut add_post, mut delete) = (vec![], vec![], vec![]);
+    let mut first_docker = vec![];
     for i in 0..runs {
         let t0 = Instant::now();
         let opened = ctx.open_session().await?;
@@ -57,6 +65,20 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             secs(opened.ready),
             secs(took - opened.ready)
         );
+        if !args.no_first_docker {
+            // With dockerd_on_demand this includes starting dockerd.
+            let mut seen = Vec::new();
+            let (_, took) = term
+                .run_with(FIRST_DOCKER, Duration::from_secs(60), |d| {
+                    seen.extend_from_slice(d)
+                })
+                .await?;
+            if crate::client::find(&seen, b"DOCKER-FAILED").is_some() {
+                anyhow::bail!("`docker info` failed in session {}", s.id);
+            }
+            first_docker.push(secs(took));
+            line += &format!("; first docker command {:.3} s", secs(took));
+        }
         if !args.no_add_instance {
             let t1 = Instant::now();
             let inst = ctx.api.add_instance(&s).await?;
@@ -98,7 +120,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
     if warm_total.is_empty() {
         rows.push(Row::missing(
             "session ready, warm pool",
-            "not measured: no POST answered with a ready instance (start the server with \
+            "not measured: no session took a warm-pool instance (start the server with \
              DRYDOCK_PLAYGROUND_WARM_POOL=N to measure it); target median ≤ 150 ms",
         ));
     } else {
@@ -111,6 +133,13 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             .target(Target::median_at_most(0.15)),
         );
         rows.push(Row::new("… of which POST answered (warm)", "s", &warm_post));
+    }
+    if !args.no_first_docker {
+        rows.push(Row::new(
+            "first docker command in a new session (`docker info`, Enter → prompt)",
+            "s",
+            &first_docker,
+        ));
     }
     if !args.no_add_instance {
         rows.push(Row::new(
@@ -128,6 +157,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<Report> {
             "runs": runs,
             "warm_total_s": warm_total, "warm_post_s": warm_post,
             "total_s": total, "post_s": post, "ready_s": ready, "prompt_s": prompt,
+            "first_docker_s": first_docker,
             "add_instance_s": add_total, "add_instance_post_s": add_post, "delete_s": delete,
         }),
     })

@@ -260,6 +260,7 @@ impl Sessions {
             };
             self.spawn_ready_watch(live, WARM_INSTANCE, target, inst.started);
         }
+        crate::metrics::Metrics::add(&self.metrics.warm_adopted, 1);
         tracing::info!(session = %id, pool, ready = inst.ready, "session took a warm instance");
         Ok(())
     }
