@@ -233,3 +233,45 @@ async fn backup_of_a_running_server_restores_and_serves() {
         .await;
     server.delete(&id, &token).await;
 }
+
+/// deploy/drydock.toml with its placeholders filled in and every commented-out setting
+/// (`# key = value`, `#? key = value`) switched on: each key must be one the server knows,
+/// each value one it accepts, so the installer never writes (or suggests) a setting the
+/// server refuses.
+#[test]
+fn the_shipped_config_template_is_valid_with_every_setting_on() {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/drydock.toml"),
+    )
+    .unwrap();
+    let key_line = |l: &str| {
+        let l = l.trim_start_matches("#?").trim_start_matches('#').trim();
+        let (k, _) = l.split_once(" = ")?;
+        k.bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_')
+            .then_some(l.to_owned())
+    };
+    let mut on = String::new();
+    let mut keys = 0;
+    for line in template.lines() {
+        if let Some(l) = key_line(line) {
+            keys += 1;
+            on.push_str(&l.replace("…", "an-invite"));
+            on.push('\n');
+        }
+    }
+    let on = on
+        .replace("@LISTEN@", "127.0.0.1:8080")
+        .replace("@ADMIN_TOKEN@", "0123456789abcdef")
+        .replace("@PUBLIC_ORIGIN@", "https://learn.example.org")
+        .replace("@CREATE_PER_MINUTE@", "10");
+    assert!(keys >= 35, "only {keys} settings in the template:\n{on}");
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("drydock.toml");
+    std::fs::write(&conf, &on).unwrap();
+    let settings =
+        drydock::config::Settings::from_toml_file(&conf).unwrap_or_else(|e| panic!("{e}\n{on}"));
+    let config = drydock::config::Config::resolve(settings).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.dockerd_on_demand);
+    assert_eq!(config.network_pool.unwrap().capacity(), 4096);
+}
