@@ -170,8 +170,8 @@ pub fn dockerd_args(config: &Config, socket_activated: bool) -> Vec<OsString> {
     args
 }
 
-/// Binds `path` as a listening unix socket (replacing a stale socket file), mode 0660 like
-/// dockerd's own.
+/// Binds `path` as a listening unix socket (replacing a stale socket file), mode 0660 and
+/// group `docker` like dockerd's own.
 fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, std::io::Error> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
@@ -184,6 +184,10 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, std::io:
     }
     let listener = std::os::unix::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    // As dockerd does with its own socket: group `docker` where the image has it.
+    if let Ok(Some(g)) = nix::unistd::Group::from_name("docker") {
+        nix::unistd::chown(path, None, Some(g.gid)).map_err(std::io::Error::from)?;
+    }
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
