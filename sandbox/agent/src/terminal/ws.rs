@@ -1,6 +1,7 @@
 //! The WebSocket side of a terminal client: decodes [`ClientFrame`]s, enforces the frame
 //! rules with close codes (1003 malformed or text, 1009 too large, 1000 shell exited) and
-//! sends the client's queued frames.
+//! sends the client's queued frames, merging queued output into large frames (streaming
+//! output lingers 1 ms first; small output such as an echo goes out at once).
 
 use std::time::Duration;
 
@@ -35,6 +36,17 @@ fn reason(text: &str) -> String {
 pub const MERGE_LIMIT: usize = CHUNK;
 /// Most bytes one batch takes from the queue before it is flushed.
 const BATCH_BYTES: usize = 4 * CHUNK;
+
+/// Output chunks at least this large mean a command is streaming (an echo or a prompt is a
+/// few bytes; a PTY read under load is ~4 KiB).
+const BULK_CHUNK: usize = 1024;
+/// How long the writer lets streaming output queue up before sending it.
+const BULK_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Whether `out` is a large output chunk, which the writer sends after [`BULK_LINGER`].
+fn is_bulk(out: &Outgoing) -> bool {
+    matches!(out, Outgoing::Frame(ServerFrame::Output(d)) if d.len() >= BULK_CHUNK)
+}
 
 /// Turns `first` and whatever else is already queued into the messages of one batch:
 /// consecutive Output chunks become one frame of at most [`MERGE_LIMIT`] payload bytes (a PTY
@@ -97,6 +109,11 @@ pub async fn serve(socket: WebSocket, mut handle: ClientHandle) {
     let writer = tokio::spawn(async move {
         let mut batch = Vec::new();
         'send: while let Some(first) = queue.recv().await {
+            if is_bulk(&first) {
+                // Streaming output: let a little more queue up so it leaves in large
+                // frames (the PTY hands out ≤ 4 KiB per read, far below MERGE_LIMIT).
+                tokio::time::sleep(BULK_LINGER).await;
+            }
             collect_batch(first, &mut queue, &mut batch);
             for msg in batch.drain(..) {
                 let last = matches!(msg, Message::Close(_));
@@ -251,6 +268,14 @@ mod tests {
         }
         assert_eq!(frames[3], ServerFrame::Size { cols: 90, rows: 30 });
         assert!(rx.try_recv().is_err(), "everything queued was taken");
+    }
+
+    #[test]
+    fn only_large_output_lingers() {
+        assert!(is_bulk(&output(4095, b'y')));
+        assert!(!is_bulk(&output(3, b'x')), "an echo goes out at once");
+        assert!(!is_bulk(&Outgoing::Frame(ServerFrame::ReplayEnd)));
+        assert!(!is_bulk(&Outgoing::Close(CLOSE_NORMAL, String::new())));
     }
 
     #[tokio::test]
