@@ -432,3 +432,55 @@ async fn by_default_dockerd_starts_at_the_first_docker_command() {
     server.delete(&id, &token).await;
     assert_eq!(labelled(&format!("drydock.session={id}")), (0, 0, 0));
 }
+
+#[tokio::test]
+async fn a_full_network_pool_refuses_new_sessions_cleanly() {
+    if !e2e("a_full_network_pool_refuses_new_sessions_cleanly") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Room for exactly one session network (a /28 pool in /28s), in a range of its own.
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("DRYDOCK_NETWORK_POOL", "10.201.77.0/28"),
+            ("DRYDOCK_NETWORK_PREFIX", "28"),
+        ],
+    )
+    .await;
+    let owner = std::fs::read_to_string(dir.path().join("server-id")).unwrap();
+    let owner_label = format!("drydock.server={}", owner.trim());
+    let (id, token) = server.create().await;
+    let _cleanup = Cleanup(vec![id.clone()]);
+    server.wait_ready(&id, &token, SHORT).await;
+    let before = labelled(&owner_label);
+
+    let r = reqwest::Client::new()
+        .post(server.url("/api/v1/sessions"))
+        .json(&serde_json::json!({"template": "docker"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    let msg = body["error"].as_str().unwrap();
+    assert!(
+        msg.contains("network_pool 10.201.77.0/28") && msg.contains("1 of 1 in use"),
+        "{msg}"
+    );
+    assert_eq!(
+        labelled(&owner_label),
+        before,
+        "the refusal left nothing behind"
+    );
+    // The session that has the subnet is unaffected; once it ends, the subnet is free again.
+    let mut t = server.terminal(&id, &token).await;
+    t.type_line("echo $((6*7))").await;
+    t.expect("42\r\n", SHORT).await;
+    server.delete(&id, &token).await;
+    let (id2, token2) = server.create().await;
+    let _cleanup2 = Cleanup(vec![id2.clone()]);
+    server.wait_ready(&id2, &token2, SHORT).await;
+    server.delete(&id2, &token2).await;
+}
