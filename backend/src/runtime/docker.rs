@@ -244,7 +244,7 @@ impl DockerRuntime {
     }
 
     /// How many of the pool's subnets are taken, and how many it has (`None` without a
-    /// pool): `/healthz` and admission use it to refuse cleanly before the engine would.
+    /// pool), for `drydock doctor`.
     pub async fn subnet_usage(&self) -> Result<Option<(u64, u64)>, RuntimeError> {
         let Some(pool) = self.settings.network_pool else {
             return Ok(None);
