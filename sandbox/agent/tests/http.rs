@@ -526,7 +526,17 @@ async fn an_on_demand_dockerd_starts_at_the_first_connection_to_its_socket() {
     assert!(h.ready);
     assert_eq!(h.dockerd.state, EngineState::Ready, "{h:?}");
     assert_eq!(h.dockerd.restarts, 0);
-    assert!(ping(&sock).await.ends_with("OK"));
+    // The same dockerd keeps serving: the socket it inherited is a plain blocking one.
+    for _ in 0..3 {
+        assert!(ping(&sock).await.ends_with("OK"));
+    }
+    let h = health(&agent, "").await;
+    assert_eq!(
+        (h.dockerd.state, h.dockerd.restarts),
+        (EngineState::Ready, 0),
+        "{h:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }
 
 #[tokio::test]

@@ -188,7 +188,9 @@ fn bind_socket(path: &Path) -> Result<std::os::unix::net::UnixListener, std::io:
     if let Ok(Some(g)) = nix::unistd::Group::from_name("docker") {
         nix::unistd::chown(path, None, Some(g.gid)).map_err(std::io::Error::from)?;
     }
-    listener.set_nonblocking(true)?;
+    // Left blocking: O_NONBLOCK belongs to the open file, which the engine inherits, and an
+    // engine that accepts in blocking mode would get EAGAIN. Waiting for the first
+    // connection (epoll through AsyncFd) does not need it: the agent never accepts.
     Ok(listener)
 }
 
