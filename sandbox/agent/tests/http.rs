@@ -167,33 +167,8 @@ async fn a_missing_configured_dockerd_is_failed_not_absent() {
 #[tokio::test]
 async fn a_dockerd_answering_ping_is_ready() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("docker.sock");
-    let fake = dir.path().join("dockerd");
-    // A tiny stand-in for dockerd: answers GET /_ping on the unix socket given by --host.
-    let script = r#"#!/usr/bin/env python3
-import socket, sys, os
-path = sys.argv[sys.argv.index("--host") + 1][len("unix://"):]
-s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
-while True:
-    c, _ = s.accept(); c.recv(4096)
-    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK"); c.close()
-"#;
-    std::fs::write(&fake, script).unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let agent = Agent::start_with(&[
-        ("DRYDOCK_DOCKERD", "1"),
-        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
-        (
-            "DRYDOCK_DOCKERD_LOG",
-            dir.path().join("log").to_str().unwrap(),
-        ),
-        ("DRYDOCK_DOCKERD_SOCKET", sock.to_str().unwrap()),
-        ("PATH", &path),
-    ]);
+    let fake = write_fake_dockerd(dir.path(), PING_ON_HOST, "0");
+    let agent = start_with_fake_dockerd(dir.path(), &fake, &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let h: Health = agent
@@ -442,12 +417,21 @@ async fn stats_answer() {
     assert!(s2.uptime_ms >= s.uptime_ms);
 }
 
+/// A stand-in for dockerd: binds the unix socket given by `--host unix://…` after `{delay}`
+/// seconds and answers `GET /_ping` on it.
+const PING_ON_HOST: &str = r#"#!/usr/bin/env python3
+import socket, sys, time
+path = sys.argv[sys.argv.index("--host") + 1][len("unix://"):]
+time.sleep({delay})
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
+while True:
+    c, _ = s.accept(); c.recv(4096)
+    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK"); c.close()
+"#;
+
 /// A stand-in for dockerd started with `--host fd://`: checks systemd's socket-activation
-/// variables, then answers `GET /_ping` on fd 3 (after `delay` seconds).
-fn socket_activated_fake(dir: &std::path::Path, delay: &str) -> std::path::PathBuf {
-    let fake = dir.join("dockerd");
-    let script = format!(
-        r#"#!/usr/bin/env python3
+/// variables, then answers `GET /_ping` on fd 3 (after `{delay}` seconds).
+const PING_ON_FD3: &str = r#"#!/usr/bin/env python3
 import os, socket, sys, time
 print("args", " ".join(sys.argv[1:]), flush=True)
 assert os.environ.get("LISTEN_FDS") == "1", os.environ.get("LISTEN_FDS")
@@ -458,11 +442,38 @@ print("serving on", s.getsockname(), flush=True)
 while True:
     c, _ = s.accept(); c.recv(4096)
     c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK"); c.close()
-"#
-    );
-    std::fs::write(&fake, script).unwrap();
+"#;
+
+/// Writes `script` (with `{delay}` filled in) as an executable `dir/dockerd`.
+fn write_fake_dockerd(dir: &std::path::Path, script: &str, delay: &str) -> std::path::PathBuf {
+    let fake = dir.join("dockerd");
+    std::fs::write(&fake, script.replace("{delay}", delay)).unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     fake
+}
+
+/// Starts the agent supervising `fake` as dockerd, with its socket at `dir/docker.sock`, its
+/// log at `dir/dockerd.log` and python3 on the PATH, plus `extra` settings.
+fn start_with_fake_dockerd(
+    dir: &std::path::Path,
+    fake: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Agent {
+    let path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let sock = dir.join("docker.sock");
+    let log = dir.join("dockerd.log");
+    let mut env = vec![
+        ("DRYDOCK_DOCKERD", "1"),
+        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
+        ("DRYDOCK_DOCKERD_LOG", log.to_str().unwrap()),
+        ("DRYDOCK_DOCKERD_SOCKET", sock.to_str().unwrap()),
+        ("PATH", &path),
+    ];
+    env.extend_from_slice(extra);
+    Agent::start_with(&env)
 }
 
 async fn health(agent: &Agent, query: &str) -> Health {
@@ -493,19 +504,8 @@ async fn an_on_demand_dockerd_starts_at_the_first_connection_to_its_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("docker.sock");
     let log = dir.path().join("dockerd.log");
-    let fake = socket_activated_fake(dir.path(), "0.3");
-    let path = format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let agent = Agent::start_with(&[
-        ("DRYDOCK_DOCKERD", "1"),
-        ("DRYDOCK_DOCKERD_ON_DEMAND", "1"),
-        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
-        ("DRYDOCK_DOCKERD_LOG", log.to_str().unwrap()),
-        ("DRYDOCK_DOCKERD_SOCKET", sock.to_str().unwrap()),
-        ("PATH", &path),
-    ]);
+    let fake = write_fake_dockerd(dir.path(), PING_ON_FD3, "0.3");
+    let agent = start_with_fake_dockerd(dir.path(), &fake, &[("DRYDOCK_DOCKERD_ON_DEMAND", "1")]);
     // Ready at once, with nothing started.
     let h = health(&agent, "").await;
     assert!(h.ready, "{h:?}");
@@ -542,34 +542,9 @@ async fn an_on_demand_dockerd_starts_at_the_first_connection_to_its_socket() {
 #[tokio::test]
 async fn health_can_wait_for_ready() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("docker.sock");
-    let fake = dir.path().join("dockerd");
     // Becomes ready after ~1 s: binds the socket given by --host then.
-    let script = r#"#!/usr/bin/env python3
-import socket, sys, time
-path = sys.argv[sys.argv.index("--host") + 1][len("unix://"):]
-time.sleep(1)
-s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(8)
-while True:
-    c, _ = s.accept(); c.recv(4096)
-    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nOK"); c.close()
-"#;
-    std::fs::write(&fake, script).unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let agent = Agent::start_with(&[
-        ("DRYDOCK_DOCKERD", "1"),
-        ("DRYDOCK_DOCKERD_BIN", fake.to_str().unwrap()),
-        (
-            "DRYDOCK_DOCKERD_LOG",
-            dir.path().join("log").to_str().unwrap(),
-        ),
-        ("DRYDOCK_DOCKERD_SOCKET", sock.to_str().unwrap()),
-        ("PATH", &path),
-    ]);
+    let fake = write_fake_dockerd(dir.path(), PING_ON_HOST, "1");
+    let agent = start_with_fake_dockerd(dir.path(), &fake, &[]);
     let h = health(&agent, "?wait_ms=0").await;
     assert!(!h.ready, "{h:?}");
     assert_eq!(h.dockerd.state, EngineState::Starting);
